@@ -1,0 +1,139 @@
+package api
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-playground/validator/v10"
+
+	"github.com/sessionauth/api/middleware"
+	"github.com/sessionauth/api/models"
+	"github.com/sessionauth/api/services"
+)
+
+func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !enabled { // answered before the body is read
+			_ = c.Error(models.ErrRegistrationDisabled)
+			return
+		}
+		var req registerRequest
+		if err := bindJSON(c, v, &req); err != nil {
+			_ = c.Error(err)
+			return
+		}
+		user, err := auth.Register(c.Request.Context(), services.Registration{Email: req.Email, Name: req.Name, Password: req.Password}, c.ClientIP())
+		if err == nil {
+			err = sess.Login(c, user)
+		}
+		if err != nil {
+			_ = c.Error(err)
+			return
+		}
+		securityEvent(c, log, "user_registered", user.ID)
+		c.JSON(http.StatusCreated, userEnvelope{User: newUserResponse(user)})
+	}
+}
+
+func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req credentialsRequest
+		if err := bindJSON(c, v, &req); err != nil {
+			_ = c.Error(err)
+			return
+		}
+		user, err := auth.Login(c.Request.Context(), req.Email, req.Password, c.ClientIP())
+		if err == nil {
+			err = sess.Login(c, user)
+		}
+		if err != nil {
+			loginFailureEvent(c, log, err)
+			_ = c.Error(err)
+			return
+		}
+		securityEvent(c, log, "login_succeeded", user.ID)
+		c.JSON(http.StatusOK, userEnvelope{User: newUserResponse(user)})
+	}
+}
+
+func handleLogout(sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rec := middleware.CurrentSession(c)
+		if err := sess.Logout(c); err != nil {
+			_ = c.Error(err)
+			return
+		}
+		if rec != nil {
+			securityEvent(c, log, "logout", rec.UserID)
+		}
+		c.JSON(http.StatusOK, successResponse{Success: true})
+	}
+}
+
+func handleLogoutAll(sessions *services.Sessions, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rec := middleware.CurrentSession(c)
+		revoked, err := sessions.RevokeUser(c.Request.Context(), rec.UserID, 0)
+		if err != nil {
+			_ = c.Error(err)
+			return
+		}
+		sess.ExpireCookie(c)
+		securityEvent(c, log, "logout_all", rec.UserID, slog.Int("revoked", revoked))
+		c.JSON(http.StatusOK, revokedResponse{Success: true, Revoked: revoked})
+	}
+}
+
+// handleMe answers from the session record alone: no database read.
+func handleMe() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.JSON(http.StatusOK, userEnvelope{User: newUserResponse(middleware.CurrentSession(c).User())})
+	}
+}
+
+func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req passwordRequest
+		if err := bindJSON(c, v, &req); err != nil {
+			_ = c.Error(err)
+			return
+		}
+		rec := middleware.CurrentSession(c)
+		version, err := auth.ChangePassword(c.Request.Context(), rec.UserID, rec.Email, req.CurrentPassword, req.NewPassword, c.ClientIP())
+		if err == nil {
+			user := rec.User()
+			user.SessionVersion = version
+			err = sess.Login(c, user) // a new id whose lifetimes start afresh
+		}
+		if err != nil {
+			passwordFailureEvent(c, log, rec.UserID, err)
+			_ = c.Error(err)
+			return
+		}
+		securityEvent(c, log, "password_changed", rec.UserID)
+		c.JSON(http.StatusOK, successResponse{Success: true})
+	}
+}
+
+func handleReauth(v *validator.Validate, auth *services.Auth, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req reauthRequest
+		if err := bindJSON(c, v, &req); err != nil {
+			_ = c.Error(err)
+			return
+		}
+		rec := middleware.CurrentSession(c)
+		_, err := auth.ProvePassword(c.Request.Context(), rec.UserID, rec.Email, req.Password, c.ClientIP())
+		if err == nil {
+			err = sess.MarkAuthenticated(c)
+		}
+		if err != nil {
+			passwordFailureEvent(c, log, rec.UserID, err)
+			_ = c.Error(err)
+			return
+		}
+		securityEvent(c, log, "reauthenticated", rec.UserID)
+		c.JSON(http.StatusOK, successResponse{Success: true})
+	}
+}

@@ -1,0 +1,86 @@
+package api
+
+import (
+	"strings"
+	"time"
+
+	"github.com/sessionauth/api/models"
+	"github.com/sessionauth/api/services"
+)
+
+// userResponse is the contract's user object; a models.User is never
+// serialised directly, so a hash cannot leak.
+type userResponse struct {
+	ID        string      `json:"id"`
+	Email     string      `json:"email"`
+	Name      string      `json:"name"`
+	Role      models.Role `json:"role"`
+	Disabled  bool        `json:"disabled"`
+	CreatedAt string      `json:"created_at"`
+}
+
+func newUserResponse(u models.User) userResponse {
+	return userResponse{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Disabled: u.Disabled, CreatedAt: formatTime(u.CreatedAt)}
+}
+
+type userEnvelope struct {
+	User userResponse `json:"user"`
+}
+
+type successResponse struct {
+	Success bool `json:"success"`
+}
+
+type revokedResponse struct {
+	Success bool `json:"success"`
+	Revoked int  `json:"revoked"`
+}
+
+// formatTime is RFC 3339 in UTC, whole seconds, ending in Z.
+func formatTime(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
+
+func unixTime(sec int64) string { return formatTime(time.Unix(sec, 0)) }
+
+type credentialsRequest struct {
+	Email    string `json:"email" validate:"required,max=254,email"`
+	Password string `json:"password" validate:"required,min=8,max=128"`
+}
+
+func (r *credentialsRequest) normalize() { r.Email = services.NormalizeEmail(r.Email) }
+
+type registerRequest struct {
+	Email    string `json:"email" validate:"required,max=254,email"`
+	Password string `json:"password" validate:"required,min=8,max=128"`
+	Name     string `json:"name" validate:"required,min=1,max=100"`
+}
+
+func (r *registerRequest) normalize() {
+	r.Email = services.NormalizeEmail(r.Email)
+	r.Name = strings.TrimSpace(r.Name)
+}
+
+type createUserRequest struct {
+	Email    string      `json:"email" validate:"required,max=254,email"`
+	Password string      `json:"password" validate:"required,min=8,max=128"`
+	Name     string      `json:"name" validate:"required,min=1,max=100"`
+	Role     models.Role `json:"role" validate:"required,oneof=user admin"`
+}
+
+func (r *createUserRequest) normalize() {
+	r.Email = services.NormalizeEmail(r.Email)
+	r.Name = strings.TrimSpace(r.Name)
+}
+
+type passwordRequest struct {
+	CurrentPassword string `json:"current_password" validate:"required,max=128"`
+	NewPassword     string `json:"new_password" validate:"required,min=8,max=128"`
+}
+
+type reauthRequest struct {
+	Password string `json:"password" validate:"required,max=128"`
+}
+
+type patchUserRequest struct {
+	Role     *models.Role `json:"role" validate:"omitempty,oneof=user admin"`
+	Disabled *bool        `json:"disabled"`
+}

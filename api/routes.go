@@ -1,0 +1,96 @@
+// Package api translates HTTP to service calls and back: the router, the
+// handlers and their request and response shapes.
+package api
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/sessionauth/api/middleware"
+	"github.com/sessionauth/api/models"
+	"github.com/sessionauth/api/services"
+)
+
+// Deps is everything the router needs, built once in main's run.
+type Deps struct {
+	Log                 *slog.Logger
+	Auth                *services.Auth
+	Admin               *services.Admin
+	Sessions            *services.Sessions
+	SessionMiddleware   *middleware.Sessions
+	Ready               map[string]Pinger
+	CORSAllowedOrigins  []string
+	TrustedProxies      []string
+	RegistrationEnabled bool
+	ReauthWindow        time.Duration
+	Now                 func() time.Time
+	// Extra middleware run first on every request (metrics), may be nil.
+	Observe gin.HandlerFunc
+}
+
+// NewRouter returns the whole API on a bare gin.Engine (never gin.Default):
+// no redirects, 404 and 405 in the contract's shape, client IPs only from
+// trusted proxies.
+func NewRouter(d Deps) (*gin.Engine, error) {
+	r := gin.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true // c.Value reaches the request context
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	crossOrigin, err := middleware.CrossOriginProtection(d.CORSAllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
+	}
+	if d.Observe != nil {
+		r.Use(d.Observe)
+	}
+	r.Use(
+		middleware.RequestID(),
+		middleware.SecurityHeaders(),
+		middleware.RequestLog(d.Log),
+		middleware.Errors(d.Log),
+		middleware.Recover(d.Log),
+		middleware.CORS(d.CORSAllowedOrigins),
+		crossOrigin,
+	)
+	r.NoRoute(middleware.NotFound())
+	r.NoMethod(middleware.MethodNotAllowed())
+	addRoutes(r, d)
+	return r, nil
+}
+
+// addRoutes shows the whole API: public, authenticated, admin.
+func addRoutes(r *gin.Engine, d Deps) {
+	v := newValidator()
+	sess := d.SessionMiddleware
+	log := d.Log
+
+	r.GET("/healthz", handleHealthz())
+	r.GET("/readyz", handleReadyz(d.Ready))
+	r.GET("/openapi.yaml", handleOpenAPI())
+
+	public := r.Group("/", sess.Middleware())
+	public.POST("/register", handleRegister(d.RegistrationEnabled, v, d.Auth, sess, log))
+	public.POST("/login", sess.Optional(), handleLogin(v, d.Auth, sess, log))
+	public.POST("/logout", sess.Optional(), handleLogout(sess, log))
+
+	authed := r.Group("/", sess.Middleware(), sess.RequireAuth())
+	authed.GET("/me", handleMe())
+	authed.POST("/logout-all", handleLogoutAll(d.Sessions, sess, log))
+	authed.GET("/sessions", handleListSessions(d.Sessions))
+	authed.DELETE("/sessions/:id", handleDeleteSession(d.Sessions, sess, log))
+	authed.POST("/password", handleChangePassword(v, d.Auth, sess, log))
+	authed.POST("/reauth", handleReauth(v, d.Auth, sess, log))
+
+	admin := authed.Group("/admin", middleware.RequireRole(models.RoleAdmin), middleware.RequireRecentAuth(d.ReauthWindow, d.Now))
+	admin.GET("/users", handleListUsers(d.Admin))
+	admin.POST("/users", handleCreateUser(v, d.Admin, log))
+	admin.PATCH("/users/:id", handlePatchUser(v, d.Admin, sess, log))
+	admin.POST("/users/:id/logout-all", handleAdminLogoutAll(d.Admin, sess, log))
+}

@@ -1,0 +1,280 @@
+package middleware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/boj/redistore"
+	ginsessions "github.com/gin-contrib/sessions"
+	"github.com/gin-gonic/gin"
+	"github.com/gomodule/redigo/redis"
+	"github.com/gorilla/securecookie"
+	gsessions "github.com/gorilla/sessions"
+
+	"github.com/sessionauth/api/models"
+)
+
+// recordKey is the one value a session holds: the typed record.
+const (
+	recordKey       = "record"
+	currentKey      = "current_session"
+	maxUserAgentLen = 256
+)
+
+// SessionRepository writes session records atomically (services.Sessions).
+// Reads go through gin-contrib/sessions; writes cannot (see Login).
+type SessionRepository interface {
+	Create(ctx context.Context, rec *models.Session, sessionVersion int64) error
+	Update(ctx context.Context, rec *models.Session) error
+	Delete(ctx context.Context, rec *models.Session) error
+	DeleteByID(ctx context.Context, id string) error
+}
+
+// Gate bounds the wait for a pooled Redis connection (services.RedisGate).
+type Gate interface {
+	Acquire(ctx context.Context) (release func(), err error)
+}
+
+// CookieOptions are the session cookie's attributes, from config.
+type CookieOptions struct {
+	Name     string
+	Secure   bool
+	SameSite http.SameSite
+	Domain   string
+}
+
+// redisStore adapts redistore to gin-contrib/sessions, as its redis package
+// does, but without giving up when Redis is down at start: its
+// NewStoreWithPool returns no store when the first PING fails.
+type redisStore struct{ *redistore.RediStore }
+
+func (s redisStore) Options(o ginsessions.Options) { s.RediStore.Options = o.ToGorillaOptions() }
+
+// NewSessionStore returns the gin-contrib/sessions Redis store on pool: keys
+// under prefix, records as our typed JSON, cookies signed with the first key
+// and verified with every key (rotation), valid for at most absolute.
+func NewSessionStore(pool *redis.Pool, prefix string, absolute time.Duration, keyPairs ...[]byte) (ginsessions.Store, []securecookie.Codec) {
+	rs, _ := redistore.NewRediStoreWithPool(pool, keyPairs...) // a failed first PING is not fatal: it heals
+	rs.SetKeyPrefix(prefix)
+	rs.SetSerializer(recordSerializer{})
+	rs.SetMaxAge(int(absolute.Seconds()))
+	return redisStore{rs}, rs.Codecs
+}
+
+// recordSerializer stores the session as JSON of models.Session, so numbers
+// stay integers and nothing but the record can be in it.
+type recordSerializer struct{}
+
+// errBadRecord marks a record that does not decode: treated as no session.
+var errBadRecord = errors.New("session record does not decode")
+
+func (recordSerializer) Serialize(s *gsessions.Session) ([]byte, error) {
+	rec, ok := s.Values[recordKey].(*models.Session)
+	if !ok {
+		return nil, errBadRecord
+	}
+	return json.Marshal(rec)
+}
+
+func (recordSerializer) Deserialize(d []byte, s *gsessions.Session) error {
+	rec := new(models.Session)
+	if err := json.Unmarshal(d, rec); err != nil {
+		return fmt.Errorf("%w: %v", errBadRecord, err)
+	}
+	s.Values[recordKey] = rec
+	return nil
+}
+
+// Sessions owns the session cookie and record on the request path. It is the
+// only code that touches gin-contrib/sessions.
+type Sessions struct {
+	store     ginsessions.Store
+	codecs    []securecookie.Codec
+	repo      SessionRepository
+	gate      Gate
+	cookie    CookieOptions
+	lifetimes models.SessionLifetimes
+	touch     time.Duration
+	now       func() time.Time
+}
+
+// NewSessions returns the session middleware set.
+func NewSessions(store ginsessions.Store, codecs []securecookie.Codec, repo SessionRepository, gate Gate,
+	cookie CookieOptions, lifetimes models.SessionLifetimes, touch time.Duration, now func() time.Time) *Sessions {
+	return &Sessions{store: store, codecs: codecs, repo: repo, gate: gate, cookie: cookie, lifetimes: lifetimes, touch: touch, now: now}
+}
+
+// Middleware installs gin-contrib/sessions for the request.
+func (m *Sessions) Middleware() gin.HandlerFunc { return ginsessions.Sessions(m.cookie.Name, m.store) }
+
+// RequireAuth answers 401 not_authenticated without a live session, and 503
+// when Redis cannot say (never 401: that would log the SPA out).
+func (m *Sessions) RequireAuth() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rec, err := m.load(c)
+		if err == nil && rec == nil {
+			err = models.ErrNotAuthenticated
+		}
+		if err != nil {
+			_ = c.Error(err)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
+// Optional loads the session when there is one (for logout), answering 503
+// only when Redis cannot say.
+func (m *Sessions) Optional() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if _, err := m.load(c); err != nil {
+			_ = c.Error(err)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
+// CurrentSession returns the caller's session record, or nil.
+func CurrentSession(c *gin.Context) *models.Session {
+	rec, _ := c.Value(currentKey).(*models.Session)
+	return rec
+}
+
+// load reads the session through gin-contrib/sessions (cookie decode, one
+// GET), tells a bad cookie (no session) from an unreachable store (503),
+// enforces both timeouts and slides the idle expiry at most once per touch
+// interval.
+func (m *Sessions) load(c *gin.Context) (*models.Session, error) {
+	if _, err := c.Request.Cookie(m.cookie.Name); err != nil {
+		return nil, nil
+	}
+	release, err := m.gate.Acquire(c.Request.Context())
+	if err != nil {
+		return nil, models.Unavailable("redis", err)
+	}
+	// gin-contrib/sessions swallows store errors; gorilla's per-request
+	// registry keeps them, so ask it first.
+	_, err = gsessions.GetRegistry(c.Request).Get(m.store, m.cookie.Name)
+	release()
+	var cookieErr securecookie.Error
+	switch {
+	case errors.As(err, &cookieErr), errors.Is(err, errBadRecord):
+		return nil, nil
+	case err != nil:
+		return nil, models.Unavailable("redis", err)
+	}
+	session := ginsessions.Default(c)
+	rec, _ := session.Get(recordKey).(*models.Session)
+	if rec == nil {
+		return nil, nil
+	}
+	rec.ID = session.ID()
+	now := m.now()
+	if !rec.Live(now, m.lifetimes) {
+		return nil, nil
+	}
+	if now.Sub(time.Unix(rec.LastSeenAt, 0)) >= m.touch {
+		rec.LastSeenAt = now.Unix()
+		// A failed slide is retried on the next request; the read stands.
+		_ = m.repo.Update(c.Request.Context(), rec)
+	}
+	c.Set(currentKey, rec)
+	c.Set(currentUserID, rec.UserID)
+	return rec, nil
+}
+
+// Login starts a new session for user: the old session of the request, if
+// any, is deleted and a new id is minted, never reused (redistore would reuse
+// a presented id whose key is gone), so no cookie from before login
+// authenticates after it. The record is written by our atomic script (record
+// and per-user index in one step) and the cookie signed with the store's codecs.
+func (m *Sessions) Login(c *gin.Context, user models.User) error {
+	if err := m.dropPresented(c); err != nil {
+		return err
+	}
+	now := m.now()
+	rec := &models.Session{
+		UserID: user.ID, Email: user.Email, Name: user.Name, Role: user.Role, UserCreatedAt: user.CreatedAt.Unix(),
+		CreatedAt: now.Unix(), LastSeenAt: now.Unix(), AuthAt: now.Unix(), AbsoluteAt: now.Add(m.lifetimes.Absolute).Unix(),
+		IP: c.ClientIP(), UserAgent: truncateUTF8(c.Request.UserAgent(), maxUserAgentLen),
+	}
+	if err := m.repo.Create(c.Request.Context(), rec, user.SessionVersion); err != nil {
+		return err
+	}
+	encoded, err := securecookie.EncodeMulti(m.cookie.Name, rec.ID, m.codecs...)
+	if err != nil {
+		return fmt.Errorf("sign session cookie: %w", err)
+	}
+	http.SetCookie(c.Writer, m.newCookie(encoded, int(m.lifetimes.Absolute.Seconds())))
+	c.Set(currentKey, rec)
+	c.Set(currentUserID, rec.UserID)
+	return nil
+}
+
+// dropPresented deletes the session the request came with, known by its
+// loaded record or only by a cookie that still verifies.
+func (m *Sessions) dropPresented(c *gin.Context) error {
+	if rec := CurrentSession(c); rec != nil {
+		return m.repo.Delete(c.Request.Context(), rec)
+	}
+	cookie, err := c.Request.Cookie(m.cookie.Name)
+	if err != nil {
+		return nil
+	}
+	var id string
+	if securecookie.DecodeMulti(m.cookie.Name, cookie.Value, &id, m.codecs...) != nil || id == "" {
+		return nil
+	}
+	return m.repo.DeleteByID(c.Request.Context(), id)
+}
+
+// Logout deletes the caller's session, if any, and expires the cookie.
+func (m *Sessions) Logout(c *gin.Context) error {
+	if err := m.dropPresented(c); err != nil {
+		return err
+	}
+	m.ExpireCookie(c)
+	return nil
+}
+
+// MarkAuthenticated records that the caller just proved the password.
+func (m *Sessions) MarkAuthenticated(c *gin.Context) error {
+	rec := CurrentSession(c)
+	if rec == nil {
+		return models.ErrNotAuthenticated
+	}
+	rec.AuthAt = m.now().Unix()
+	return m.repo.Update(c.Request.Context(), rec)
+}
+
+// ExpireCookie expires the session cookie, repeating every attribute.
+func (m *Sessions) ExpireCookie(c *gin.Context) {
+	http.SetCookie(c.Writer, m.newCookie("", -1))
+}
+
+func (m *Sessions) newCookie(value string, maxAge int) *http.Cookie {
+	return gsessions.NewCookie(m.cookie.Name, value, &gsessions.Options{
+		Path: "/", Domain: m.cookie.Domain, MaxAge: maxAge,
+		Secure: m.cookie.Secure, HttpOnly: true, SameSite: m.cookie.SameSite,
+	})
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,49 @@
+package models
+
+import "time"
+
+// Session is the record kept in Redis for one login, as compact JSON. It holds
+// only what the auth middleware and /me need: the user's profile copy, the
+// lifetimes and the device of the login; never a password hash. The id is the
+// cookie's, so it is not stored in the record itself.
+type Session struct {
+	ID            string `json:"-"`
+	Handle        string `json:"h"` // opaque id shown in GET /sessions
+	UserID        string `json:"u"`
+	Email         string `json:"e"`
+	Name          string `json:"n"`
+	Role          Role   `json:"r"`
+	UserCreatedAt int64  `json:"uc"`
+	CreatedAt     int64  `json:"c"` // unix seconds of the login
+	LastSeenAt    int64  `json:"s"` // last recorded activity
+	AuthAt        int64  `json:"a"` // last time the password was proved
+	AbsoluteAt    int64  `json:"x"` // absolute deadline
+	IP            string `json:"ip,omitempty"`
+	UserAgent     string `json:"ua,omitempty"`
+}
+
+// SessionLifetimes are the two timeouts of the contract.
+type SessionLifetimes struct {
+	Idle     time.Duration
+	Absolute time.Duration
+}
+
+// ExpiresAt is the earlier of the idle and the absolute deadline.
+func (s *Session) ExpiresAt(l SessionLifetimes) time.Time {
+	idle := time.Unix(s.LastSeenAt, 0).Add(l.Idle)
+	abs := time.Unix(s.AbsoluteAt, 0)
+	if idle.Before(abs) {
+		return idle
+	}
+	return abs
+}
+
+// Live reports whether the session is within both timeouts at now.
+func (s *Session) Live(now time.Time, l SessionLifetimes) bool {
+	return now.Before(s.ExpiresAt(l))
+}
+
+// User returns the profile copy as a user. It holds the fields /me returns.
+func (s *Session) User() User {
+	return User{ID: s.UserID, Email: s.Email, Name: s.Name, Role: s.Role, CreatedAt: time.Unix(s.UserCreatedAt, 0).UTC()}
+}

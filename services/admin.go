@@ -1,0 +1,76 @@
+package services
+
+import (
+	"context"
+
+	"github.com/sessionauth/api/models"
+)
+
+// Admin holds the rules of the admin endpoints.
+type Admin struct {
+	users    *Users
+	auth     *Auth
+	sessions *Sessions
+}
+
+// NewAdmin returns the admin service.
+func NewAdmin(users *Users, auth *Auth, sessions *Sessions) *Admin {
+	return &Admin{users: users, auth: auth, sessions: sessions}
+}
+
+// ListUsers returns one page of users and the total matching the filter.
+func (a *Admin) ListUsers(ctx context.Context, q UserQuery) ([]models.User, int64, error) {
+	return a.users.List(ctx, q)
+}
+
+// CreateUser creates a user with any role, registration setting aside.
+func (a *Admin) CreateUser(ctx context.Context, in Registration) (models.User, error) {
+	if err := a.auth.CheckNewPassword("password", in.Password, in.Email); err != nil {
+		return models.User{}, err
+	}
+	return a.auth.create(ctx, in)
+}
+
+// UpdateResult is the outcome of UpdateUser.
+type UpdateResult struct {
+	User    models.User
+	Revoked bool // the user's sessions were ended (role or disabled changed)
+	Changed []string
+}
+
+// UpdateUser applies patch to the user with id. A change of role or of the
+// disabled flag revokes every session of that user at once; a patch that
+// changes nothing revokes nothing; the last active admin cannot be removed.
+func (a *Admin) UpdateUser(ctx context.Context, id string, patch UserPatch) (UpdateResult, error) {
+	user, err := a.users.FindByID(ctx, id)
+	if err != nil {
+		return UpdateResult{}, err
+	}
+	var changed []string
+	if patch.Role != nil && *patch.Role != user.Role {
+		changed = append(changed, "role")
+	}
+	if patch.Disabled != nil && *patch.Disabled != user.Disabled {
+		changed = append(changed, "disabled")
+	}
+	if len(changed) == 0 {
+		return UpdateResult{User: user}, nil
+	}
+	updated, err := a.users.Update(ctx, user, patch)
+	if err != nil {
+		return UpdateResult{}, err
+	}
+	if _, err := a.sessions.RevokeUser(ctx, updated.ID, updated.SessionVersion); err != nil {
+		return UpdateResult{}, err
+	}
+	return UpdateResult{User: updated, Revoked: true, Changed: changed}, nil
+}
+
+// LogoutUser revokes every session of the user with id and counts them.
+func (a *Admin) LogoutUser(ctx context.Context, id string) (int, error) {
+	user, err := a.users.FindByID(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return a.sessions.RevokeUser(ctx, user.ID, 0)
+}

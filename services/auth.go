@@ -1,0 +1,190 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sessionauth/api/models"
+	"github.com/sessionauth/api/services/commonpasswords"
+)
+
+// PasswordHasher hashes and verifies passwords; *Hasher is the real one.
+type PasswordHasher interface {
+	Hash(ctx context.Context, password string) (string, error)
+	Verify(ctx context.Context, password, encoded string) (ok, rehash bool, err error)
+	DummyHash() string
+}
+
+// Auth holds the rules of registration, login and password proofs.
+type Auth struct {
+	users    *Users
+	hasher   PasswordHasher
+	throttle *Throttle
+	sessions *Sessions
+	common   *commonpasswords.List
+	log      *slog.Logger
+}
+
+// NewAuth returns the authentication service.
+func NewAuth(users *Users, hasher PasswordHasher, throttle *Throttle, sessions *Sessions, common *commonpasswords.List, log *slog.Logger) *Auth {
+	return &Auth{users: users, hasher: hasher, throttle: throttle, sessions: sessions, common: common, log: log}
+}
+
+// Registration is the input of Register and of an admin's create.
+type Registration struct {
+	Email, Name, Password string
+	Role                  models.Role
+}
+
+// NormalizeEmail trims and lower-cases an email, the form it is stored and throttled in.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// CheckNewPassword refuses a common password or one equal to the email
+// (ASVS 6.2.4) as validation_failed on field.
+func (a *Auth) CheckNewPassword(field, password, email string) error {
+	switch {
+	case a.common.Contains(password):
+		return models.Validation(map[string]string{field: "is too common; choose a less guessable password"})
+	case email != "" && strings.EqualFold(strings.TrimSpace(password), email):
+		return models.Validation(map[string]string{field: "must not be your email"})
+	}
+	return nil
+}
+
+// Register creates a user with the user role, counting the attempt against
+// the client IP. Email and name must be normalised and validated.
+func (a *Auth) Register(ctx context.Context, in Registration, ip string) (models.User, error) {
+	if err := a.CheckNewPassword("password", in.Password, in.Email); err != nil {
+		return models.User{}, err
+	}
+	if err := a.throttle.BeginRegister(ctx, ip); err != nil {
+		return models.User{}, err
+	}
+	in.Role = models.RoleUser
+	return a.create(ctx, in)
+}
+
+func (a *Auth) create(ctx context.Context, in Registration) (models.User, error) {
+	hash, err := a.hasher.Hash(ctx, in.Password)
+	if err != nil {
+		return models.User{}, err
+	}
+	return a.users.Create(ctx, NewUser{Email: in.Email, Name: in.Name, Role: in.Role, PasswordHash: hash})
+}
+
+// Login checks email and password. An unknown email, a wrong password and a
+// disabled account all answer invalid_credentials, and an unknown email still
+// verifies a dummy hash of the same parameters, so all three cost the same.
+func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.User, error) {
+	attempt, err := a.throttle.BeginLogin(ctx, email, ip)
+	if err != nil {
+		return models.User{}, err
+	}
+	user, err := a.users.FindByEmail(ctx, email)
+	hash := user.PasswordHash
+	if errors.Is(err, models.ErrNotFound) {
+		hash = a.hasher.DummyHash()
+	} else if err != nil {
+		return models.User{}, err
+	}
+	ok, rehash, err := a.hasher.Verify(ctx, password, hash)
+	if err != nil {
+		var coded *models.Error
+		if errors.As(err, &coded) {
+			return models.User{}, err
+		}
+		a.log.ErrorContext(ctx, "stored password hash unreadable", "user_id", user.ID, "err", err)
+		ok = false
+	}
+	if !ok || user.ID == "" || user.Disabled {
+		return models.User{}, models.ErrInvalidCredentials
+	}
+	if err := attempt.Succeeded(ctx); err != nil {
+		return models.User{}, err
+	}
+	if rehash {
+		a.upgradeHash(ctx, user.ID, password)
+	}
+	return user, nil
+}
+
+// upgradeHash moves a bcrypt (or older-parameter) hash to Argon2id; a failure
+// is logged and retried at the next login.
+func (a *Auth) upgradeHash(ctx context.Context, userID, password string) {
+	hash, err := a.hasher.Hash(ctx, password)
+	if err == nil {
+		err = a.users.Rehash(ctx, userID, hash)
+	}
+	if err != nil {
+		a.log.WarnContext(ctx, "password rehash failed", "user_id", userID, "err", err)
+	}
+}
+
+// ProvePassword checks the caller's password for /password and /reauth;
+// a wrong one is invalid_current_password and counts as a failed login.
+func (a *Auth) ProvePassword(ctx context.Context, userID, email, password, ip string) (models.User, error) {
+	attempt, err := a.throttle.BeginLogin(ctx, email, ip)
+	if err != nil {
+		return models.User{}, err
+	}
+	user, err := a.users.FindByID(ctx, userID)
+	if err != nil {
+		return models.User{}, err
+	}
+	ok, _, err := a.hasher.Verify(ctx, password, user.PasswordHash)
+	if err != nil {
+		var coded *models.Error
+		if errors.As(err, &coded) {
+			return models.User{}, err
+		}
+		ok = false
+	}
+	if !ok || user.Disabled {
+		return models.User{}, models.ErrInvalidCurrentPassword
+	}
+	return user, attempt.Succeeded(ctx)
+}
+
+// ChangePassword proves the current password, stores the new one and
+// revokes every session of the user. It returns the new session version,
+// with which the caller's replacement session is created.
+func (a *Auth) ChangePassword(ctx context.Context, userID, email, current, next, ip string) (int64, error) {
+	if err := a.CheckNewPassword("new_password", next, email); err != nil {
+		return 0, err
+	}
+	if _, err := a.ProvePassword(ctx, userID, email, current, ip); err != nil {
+		return 0, err
+	}
+	hash, err := a.hasher.Hash(ctx, next)
+	if err != nil {
+		return 0, err
+	}
+	version, err := a.users.ChangePassword(ctx, userID, hash)
+	if err != nil {
+		return 0, err
+	}
+	_, err = a.sessions.RevokeUser(ctx, userID, version)
+	return version, err
+}
+
+// ValidateRegistration checks a registration made outside HTTP (the
+// create-user command) with the contract's rules.
+func ValidateRegistration(in Registration) error {
+	at := strings.LastIndex(in.Email, "@")
+	n := utf8.RuneCountInString(in.Password)
+	switch {
+	case at < 1 || at == len(in.Email)-1 || len(in.Email) > 254 || strings.ContainsAny(in.Email, " \t\r\n"):
+		return fmt.Errorf("email %q is not a valid email address", in.Email)
+	case in.Name == "" || utf8.RuneCountInString(in.Name) > 100:
+		return errors.New("name must be 1 to 100 characters")
+	case !in.Role.Valid():
+		return fmt.Errorf("role %q is not valid (want user or admin)", in.Role)
+	case n < 8 || n > 128:
+		return errors.New("password must be 8 to 128 characters")
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package services
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/sessionauth/api/models"
+)
+
+// DatabaseOptions are the settings of the user database.
+type DatabaseOptions struct {
+	URL          string // PostgreSQL URL; empty opens the SQLite file at SQLitePath
+	SQLitePath   string
+	MaxOpenConns int
+	MaxIdleConns int
+	ConnMaxLife  time.Duration
+}
+
+// OpenDatabase opens PostgreSQL at opts.URL, or the embedded SQLite file when
+// the URL is empty. It does not connect: a database that is down at start
+// leaves the process running, and the pool connects when it comes back.
+func OpenDatabase(opts DatabaseOptions) (*gorm.DB, error) {
+	gormConfig := &gorm.Config{
+		Logger:                 logger.Discard,
+		TranslateError:         true,
+		DisableAutomaticPing:   true,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+	}
+	var dialector gorm.Dialector
+	if opts.URL != "" {
+		dialector = postgres.Open(opts.URL)
+	} else {
+		if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
+			return nil, fmt.Errorf("create sqlite folder: %w", err)
+		}
+		// WAL and a busy timeout let readers and the one writer share the file.
+		dialector = sqlite.Open(opts.SQLitePath + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+	}
+	db, err := gorm.Open(dialector, gormConfig)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("database pool: %w", err)
+	}
+	if opts.URL == "" {
+		// One connection serialises SQLite writes, which makes the last-admin
+		// UPDATE race-free there as the advisory lock does on PostgreSQL.
+		sqlDB.SetMaxOpenConns(1)
+	} else {
+		sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
+		sqlDB.SetMaxIdleConns(opts.MaxIdleConns)
+		sqlDB.SetConnMaxLifetime(opts.ConnMaxLife)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	return db, nil
+}
+
+// Migrate applies the schema.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	if err := db.WithContext(ctx).AutoMigrate(&models.User{}); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// PingDatabase checks that the database answers within ctx.
+func PingDatabase(ctx context.Context, db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}

@@ -1,0 +1,270 @@
+package services
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/sessionauth/api/models"
+)
+
+// versionField is the per-user index field holding the highest
+// models.User.SessionVersion revoked so far. A login that read an older user
+// row cannot create its session, so a login racing a password change, a role
+// change or a disable never survives it.
+const versionField = "#ver"
+
+// Every session write is one atomic script, so the record and the per-user
+// index never disagree and a request in flight cannot resurrect a session.
+const (
+	createScript = `
+if tonumber(redis.call('HGET', KEYS[2], '#ver') or '0') > tonumber(ARGV[5]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
+return 1`
+	deleteScript = `
+local n = redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return n`
+	revokeUserScript = `
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  if all[i] ~= '#ver' then
+    n = n + redis.call('DEL', ARGV[1] .. all[i + 1])
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+if tonumber(ARGV[2]) > tonumber(redis.call('HGET', KEYS[1], '#ver') or '0') then
+  redis.call('HSET', KEYS[1], '#ver', ARGV[2])
+  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+end
+return n`
+	revokeHandleScript = `
+local sid = redis.call('HGET', KEYS[1], ARGV[2])
+if not sid then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[2])
+return redis.call('DEL', ARGV[1] .. sid)`
+)
+
+// Sessions keeps session records and the per-user index in Redis. Finding a
+// user's sessions reads that index, never the keyspace.
+type Sessions struct {
+	pool         *redis.Pool
+	gate         *RedisGate
+	prefix       string
+	lifetimes    models.SessionLifetimes
+	timeout      time.Duration
+	now          func() time.Time
+	create       *redis.Script
+	deleteOne    *redis.Script
+	revokeUser   *redis.Script
+	revokeHandle *redis.Script
+}
+
+// NewSessions returns the session repository on pool; every key starts with prefix.
+func NewSessions(pool *redis.Pool, gate *RedisGate, prefix string, lifetimes models.SessionLifetimes, timeout time.Duration, now func() time.Time) *Sessions {
+	return &Sessions{
+		pool: pool, gate: gate, prefix: prefix, lifetimes: lifetimes, timeout: timeout, now: now,
+		create:       redis.NewScript(2, createScript),
+		deleteOne:    redis.NewScript(2, deleteScript),
+		revokeUser:   redis.NewScript(1, revokeUserScript),
+		revokeHandle: redis.NewScript(1, revokeHandleScript),
+	}
+}
+
+// Lifetimes returns the idle and absolute timeouts.
+func (s *Sessions) Lifetimes() models.SessionLifetimes { return s.lifetimes }
+
+func (s *Sessions) key(id string) string          { return s.prefix + id }
+func (s *Sessions) indexKey(userID string) string { return s.prefix + "user:" + userID }
+
+// withConn runs fn on a pooled connection, bounding the wait for it and every
+// command by the Redis timeout. Any failure is service_unavailable.
+func (s *Sessions) withConn(ctx context.Context, fn func(ctx context.Context, conn redis.Conn) error) error {
+	return withRedis(ctx, s.pool, s.gate, s.timeout, fn)
+}
+
+func withRedis(ctx context.Context, pool *redis.Pool, gate *RedisGate, timeout time.Duration, fn func(ctx context.Context, conn redis.Conn) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	release, err := gate.Acquire(ctx)
+	if err != nil {
+		return models.Unavailable("redis", err)
+	}
+	defer release()
+	conn, err := pool.GetContext(ctx)
+	if err != nil {
+		return models.Unavailable("redis", err)
+	}
+	defer conn.Close()
+	if err := fn(ctx, conn); err != nil {
+		var coded *models.Error
+		if errors.As(err, &coded) {
+			return err
+		}
+		return models.Unavailable("redis", err)
+	}
+	return nil
+}
+
+// Create mints a fresh id and handle for rec, stores it with the TTL of its
+// earlier deadline and adds it to the user's index, in one step. It fails
+// with invalid_credentials when the user's sessions were revoked for a newer
+// version than the row the caller read (sessionVersion).
+func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersion int64) error {
+	rec.ID = newSessionID()
+	rec.Handle = newHandle()
+	ttl := s.ttl(rec)
+	if ttl <= 0 {
+		return models.ErrNotAuthenticated
+	}
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode session: %w", err)
+	}
+	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+		ok, err := redis.Int(s.create.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID),
+			body, ttl.Milliseconds(), rec.Handle, rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds()))
+		if err == nil && ok == 0 {
+			return models.ErrInvalidCredentials
+		}
+		return err
+	})
+}
+
+// Update rewrites rec only if it still exists (SET XX), so a slide written by
+// a request in flight never brings back a session revoked meanwhile.
+func (s *Sessions) Update(ctx context.Context, rec *models.Session) error {
+	ttl := s.ttl(rec)
+	if ttl <= 0 {
+		return models.ErrNotAuthenticated
+	}
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode session: %w", err)
+	}
+	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+		_, err := redis.DoContext(conn, ctx, "SET", s.key(rec.ID), body, "PX", ttl.Milliseconds(), "XX")
+		if errors.Is(err, redis.ErrNil) {
+			return nil // revoked meanwhile: stays revoked
+		}
+		return err
+	})
+}
+
+// Delete removes one session and its index entry.
+func (s *Sessions) Delete(ctx context.Context, rec *models.Session) error {
+	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+		_, err := s.deleteOne.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID), rec.Handle)
+		return err
+	})
+}
+
+// DeleteByID removes a session key known only by id (a cookie whose record is
+// gone or unreadable); an index entry left behind is pruned on listing.
+func (s *Sessions) DeleteByID(ctx context.Context, id string) error {
+	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+		_, err := redis.DoContext(conn, ctx, "DEL", s.key(id))
+		return err
+	})
+}
+
+// RevokeUser deletes every session of the user and returns how many were
+// live. A sessionVersion above zero also refuses sessions for logins that read
+// an older user row (pass the row's new version after a credential change).
+func (s *Sessions) RevokeUser(ctx context.Context, userID string, sessionVersion int64) (revoked int, err error) {
+	err = s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+		var err error
+		revoked, err = redis.Int(s.revokeUser.DoContext(ctx, conn, s.indexKey(userID), s.prefix, sessionVersion, s.lifetimes.Absolute.Milliseconds()))
+		return err
+	})
+	return revoked, err
+}
+
+// RevokeHandle deletes the user's session with that handle. It reports
+// whether a live session of this user was deleted.
+func (s *Sessions) RevokeHandle(ctx context.Context, userID, handle string) (bool, error) {
+	var n int
+	err := s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+		var err error
+		n, err = redis.Int(s.revokeHandle.DoContext(ctx, conn, s.indexKey(userID), s.prefix, handle))
+		return err
+	})
+	return n > 0, err
+}
+
+// List returns the user's live sessions, newest first, in two round trips
+// (the index, then one MGET); entries whose session expired are pruned.
+func (s *Sessions) List(ctx context.Context, userID string) ([]models.Session, error) {
+	var out []models.Session
+	err := s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+		index, err := redis.StringMap(redis.DoContext(conn, ctx, "HGETALL", s.indexKey(userID)))
+		if err != nil || len(index) == 0 {
+			return err
+		}
+		delete(index, versionField)
+		handles := make([]string, 0, len(index))
+		keys := make([]any, 0, len(index))
+		for handle, id := range index {
+			handles = append(handles, handle)
+			keys = append(keys, s.key(id))
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		records, err := redis.ByteSlices(redis.DoContext(conn, ctx, "MGET", keys...))
+		if err != nil {
+			return err
+		}
+		var dead []any
+		for i, body := range records {
+			var rec models.Session
+			if body == nil || json.Unmarshal(body, &rec) != nil || !rec.Live(s.now(), s.lifetimes) {
+				dead = append(dead, handles[i])
+				continue
+			}
+			rec.ID = index[handles[i]]
+			out = append(out, rec)
+		}
+		if len(dead) > 0 {
+			_, err = redis.DoContext(conn, ctx, "HDEL", append([]any{s.indexKey(userID)}, dead...)...)
+		}
+		return err
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].CreatedAt != out[j].CreatedAt {
+			return out[i].CreatedAt > out[j].CreatedAt
+		}
+		return out[i].Handle > out[j].Handle
+	})
+	return out, err
+}
+
+// ttl is the time to the earlier of the record's two deadlines.
+func (s *Sessions) ttl(rec *models.Session) time.Duration {
+	return rec.ExpiresAt(s.lifetimes).Sub(s.now())
+}
+
+// newSessionID returns 256 random bits, base32 like redistore's own ids.
+func newSessionID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
+}
+
+// newHandle returns the opaque id shown in listings: random, unrelated to the session id.
+func newHandle() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

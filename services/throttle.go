@@ -1,0 +1,120 @@
+package services
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/sessionauth/api/models"
+)
+
+// Counting reserves before the attempt runs, in one script, so concurrent
+// attempts can never slip past the limit: a reservation is released when the
+// attempt succeeds and kept as a failure otherwise. A throttled attempt is
+// neither counted nor extends the window, which is fixed from its first count.
+const (
+	reserveScript = `
+local wait = 0
+for i = 1, #KEYS do
+  local n = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if n >= tonumber(ARGV[i]) then
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl > wait then wait = ttl end
+    if ttl < 0 then wait = tonumber(ARGV[#KEYS + 1]) end
+  end
+end
+if wait > 0 then return wait end
+for i = 1, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[#KEYS + 1]) end
+end
+return 0`
+	releaseScript = `
+if ARGV[1] == 'reset' then redis.call('DEL', KEYS[1]) end
+if #KEYS > 1 and redis.call('DECR', KEYS[2]) <= 0 then redis.call('DEL', KEYS[2]) end
+return 0`
+)
+
+// ThrottleLimits are the contract's throttling settings.
+type ThrottleLimits struct {
+	LoginMaxFailures   int
+	LoginIPMaxFailures int
+	LoginWindow        time.Duration
+	RegisterIPMax      int
+	RegisterWindow     time.Duration
+}
+
+// Throttle counts attempts in Redis, so every instance shares the counts.
+type Throttle struct {
+	pool    *redis.Pool
+	gate    *RedisGate
+	prefix  string
+	limits  ThrottleLimits
+	timeout time.Duration
+	reserve *redis.Script
+	release *redis.Script
+}
+
+// NewThrottle returns the Redis-backed throttle; keys start with prefix.
+func NewThrottle(pool *redis.Pool, gate *RedisGate, prefix string, limits ThrottleLimits, timeout time.Duration) *Throttle {
+	return &Throttle{pool: pool, gate: gate, prefix: prefix + "throttle:", limits: limits, timeout: timeout,
+		reserve: redis.NewScript(-1, reserveScript), release: redis.NewScript(-1, releaseScript)}
+}
+
+// LoginAttempt is a reserved password attempt; call Succeeded or keep it as a failure.
+type LoginAttempt struct {
+	throttle *Throttle
+	emailKey string
+	ipKey    string
+}
+
+// BeginLogin reserves one password attempt for the normalised email and the
+// client IP, or fails with too_many_requests carrying what is left of the window.
+func (t *Throttle) BeginLogin(ctx context.Context, email, ip string) (*LoginAttempt, error) {
+	a := &LoginAttempt{throttle: t, emailKey: t.prefix + "login:email:" + strings.ToLower(email), ipKey: t.prefix + "login:ip:" + ip}
+	err := t.take(ctx, []string{a.emailKey, a.ipKey}, []int{t.limits.LoginMaxFailures, t.limits.LoginIPMaxFailures}, t.limits.LoginWindow)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Succeeded resets the email's count and gives the IP its attempt back.
+func (a *LoginAttempt) Succeeded(ctx context.Context) error {
+	t := a.throttle
+	return withRedis(ctx, t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
+		_, err := t.release.DoContext(ctx, conn, 2, a.emailKey, a.ipKey, "reset")
+		return err
+	})
+}
+
+// BeginRegister counts one registration attempt for the client IP.
+func (t *Throttle) BeginRegister(ctx context.Context, ip string) error {
+	return t.take(ctx, []string{t.prefix + "register:ip:" + ip}, []int{t.limits.RegisterIPMax}, t.limits.RegisterWindow)
+}
+
+func (t *Throttle) take(ctx context.Context, keys []string, limits []int, window time.Duration) error {
+	args := make([]any, 0, 2*len(keys)+2)
+	args = append(args, len(keys))
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	for _, l := range limits {
+		args = append(args, l)
+	}
+	args = append(args, window.Milliseconds())
+	var waitMS int64
+	err := withRedis(ctx, t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
+		var err error
+		waitMS, err = redis.Int64(t.reserve.DoContext(ctx, conn, args...))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if waitMS > 0 {
+		return models.TooManyRequests(time.Duration(waitMS) * time.Millisecond)
+	}
+	return nil
+}

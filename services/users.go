@@ -1,0 +1,193 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/sessionauth/api/models"
+)
+
+// lastAdminLock is the PostgreSQL advisory lock key that serialises changes
+// that could remove an active admin.
+const lastAdminLock = 727274
+
+// Users is the user repository in the database. Every call is bounded by the
+// database timeout; any database failure is service_unavailable.
+type Users struct {
+	db      *gorm.DB
+	timeout time.Duration
+}
+
+// NewUsers returns the user repository.
+func NewUsers(db *gorm.DB, timeout time.Duration) *Users {
+	return &Users{db: db, timeout: timeout}
+}
+
+// NewUser is a user to create; Email and Name are already normalised.
+type NewUser struct {
+	Email        string
+	Name         string
+	Role         models.Role
+	PasswordHash string
+}
+
+// UserPatch holds the admin-changeable fields; nil means unchanged.
+type UserPatch struct {
+	Role     *models.Role
+	Disabled *bool
+}
+
+// UserQuery filters and pages the admin listing.
+type UserQuery struct {
+	Limit, Offset int
+	Email         string
+}
+
+func (u *Users) ctx(ctx context.Context) (*gorm.DB, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	return u.db.WithContext(ctx), cancel
+}
+
+func dbError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return models.ErrNotFound
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return models.ErrEmailTaken
+	default:
+		return models.Unavailable("database", err)
+	}
+}
+
+// Create inserts a user; a taken email is email_taken.
+func (u *Users) Create(ctx context.Context, in NewUser) (models.User, error) {
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	user := models.User{ID: uuid.NewString(), Email: in.Email, Name: in.Name, Role: in.Role, PasswordHash: in.PasswordHash, SessionVersion: 1}
+	if err := db.Create(&user).Error; err != nil {
+		return models.User{}, dbError(err)
+	}
+	return user, nil
+}
+
+// FindByEmail returns the user with that normalised email, or not_found.
+func (u *Users) FindByEmail(ctx context.Context, email string) (models.User, error) {
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	var user models.User
+	err := db.Where("email = ?", email).Take(&user).Error
+	return user, dbError(err)
+}
+
+// FindByID returns the user, or not_found (also for a malformed id).
+func (u *Users) FindByID(ctx context.Context, id string) (models.User, error) {
+	if uuid.Validate(id) != nil {
+		return models.User{}, models.ErrNotFound
+	}
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	var user models.User
+	err := db.Where("id = ?", strings.ToLower(id)).Take(&user).Error
+	return user, dbError(err)
+}
+
+// List returns one page of users ordered by created_at then id, and the total.
+func (u *Users) List(ctx context.Context, q UserQuery) ([]models.User, int64, error) {
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	query := db.Model(&models.User{})
+	if q.Email != "" {
+		query = query.Where(`email LIKE ? ESCAPE '\'`, "%"+escapeLike(strings.ToLower(q.Email))+"%")
+	}
+	var total int64
+	if err := query.Count(&total).Error; err != nil {
+		return nil, 0, dbError(err)
+	}
+	users := []models.User{}
+	err := query.Order("created_at, id").Limit(q.Limit).Offset(q.Offset).Find(&users).Error
+	return users, total, dbError(err)
+}
+
+// Rehash replaces the stored hash of the same password (an upgrade from
+// bcrypt or older parameters); sessions stay valid.
+func (u *Users) Rehash(ctx context.Context, id, hash string) error {
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	return dbError(db.Model(&models.User{}).Where("id = ?", id).Update("password_hash", hash).Error)
+}
+
+// ChangePassword stores a new password hash and returns the user's new
+// session version, which ends every session made before it.
+func (u *Users) ChangePassword(ctx context.Context, id, hash string) (int64, error) {
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	var user models.User
+	err := db.Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&models.User{}).Where("id = ?", id).Updates(map[string]any{"password_hash": hash,
+			"session_version": gorm.Expr("session_version + 1"), "updated_at": time.Now().UTC()})
+		if res.Error == nil && res.RowsAffected == 0 {
+			return gorm.ErrRecordNotFound
+		}
+		if res.Error != nil {
+			return res.Error
+		}
+		return tx.Select("session_version").Where("id = ?", id).Take(&user).Error
+	})
+	return user.SessionVersion, dbError(err)
+}
+
+// Update applies patch to user (as read by the caller) in one conditional
+// UPDATE that refuses to leave no active admin (last_admin), serialised by an
+// advisory lock on PostgreSQL so two admins demoting each other at once
+// cannot both succeed.
+func (u *Users) Update(ctx context.Context, user models.User, patch UserPatch) (models.User, error) {
+	updated := user
+	if patch.Role != nil {
+		updated.Role = *patch.Role
+	}
+	if patch.Disabled != nil {
+		updated.Disabled = *patch.Disabled
+	}
+	removesAdmin := user.Role == models.RoleAdmin && !user.Disabled && (updated.Role != models.RoleAdmin || updated.Disabled)
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if removesAdmin && tx.Dialector.Name() == "postgres" {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lastAdminLock).Error; err != nil {
+				return err
+			}
+		}
+		query := tx.Model(&models.User{}).Where("id = ?", user.ID)
+		if removesAdmin {
+			query = query.Where("EXISTS (SELECT 1 FROM users other WHERE other.role = ? AND other.disabled = ? AND other.id <> ?)",
+				models.RoleAdmin, false, user.ID)
+		}
+		res := query.Updates(map[string]any{"role": updated.Role, "disabled": updated.Disabled,
+			"session_version": gorm.Expr("session_version + 1"), "updated_at": time.Now().UTC()})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			if removesAdmin {
+				return models.ErrLastAdmin
+			}
+			return models.ErrNotFound
+		}
+		return tx.Where("id = ?", user.ID).Take(&updated).Error
+	})
+	if errors.Is(err, models.ErrLastAdmin) || errors.Is(err, models.ErrNotFound) {
+		return models.User{}, err
+	}
+	return updated, dbError(err)
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
