@@ -1,0 +1,214 @@
+// Real-browser test of the session cookie with a cross-origin (same-site) SPA.
+// Run by tests/browser/run.sh, which starts the two static servers; needs a running API started with
+//   APP_ENV=development COOKIE_SECURE=false COOKIE_SAMESITE=Lax CORS_ALLOWED_ORIGINS=http://127.0.0.1:$SPA_PORT
+// Env: API_URL (default http://127.0.0.1:8080), SPA_PORT (default 5173), EVIL_PORT (default 5174),
+//      CHROMIUM (default /usr/bin/chromium).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const API_URL = (process.env.API_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const SPA_ORIGIN = `http://127.0.0.1:${process.env.SPA_PORT || 5173}`;
+const EVIL_ORIGIN = `http://127.0.0.1:${process.env.EVIL_PORT || 5174}`;
+const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
+const TIMEOUT = 15_000;
+
+const rnd = () => Math.random().toString(36).slice(2, 10);
+const stamp = `${Date.now()}-${rnd()}`;
+const EMAIL = `spa-${stamp}@example.com`;
+const PASSWORD = `Br0-${rnd()}${rnd()}`;
+
+let browser;
+let ctx1;
+let page1;
+
+// A plain HTTP request from node, so the test can send the headers a browser would (Origin, Sec-Fetch-Site).
+function rawRequest(method, path, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(API_URL + path, { method, headers, timeout: TIMEOUT }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(body); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, headers: res.headers, body, json });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${method} ${path}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function sessionCookieHeader(ctx) {
+  const cookies = await ctx.cookies(API_URL);
+  const c = cookies.find((x) => x.name === 'sessionId');
+  assert.ok(c, `context has a sessionId cookie for ${API_URL}: ${JSON.stringify(cookies.map((x) => x.name))}`);
+  return `${c.name}=${c.value}`;
+}
+
+async function idle(page) {
+  await page.waitForFunction(() => document.body.dataset.ready === '1' && !document.body.dataset.busy, null, { timeout: TIMEOUT });
+}
+async function expectStatus(page, text) {
+  await idle(page);
+  const got = await page.locator('#status').textContent();
+  assert.equal(got, text, `#status (message: ${await page.locator('#message').textContent()})`);
+  assert.ok(await page.locator('#status').isVisible(), '#status is visible');
+}
+async function openSpa(page) {
+  await page.goto(SPA_ORIGIN + '/', { waitUntil: 'load' });
+  await idle(page);
+}
+async function fill(page, { email, password, name }) {
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  if (name !== undefined) await page.fill('#name', name);
+}
+async function click(page, selector) {
+  await idle(page);
+  await page.click(selector);
+  await idle(page);
+}
+
+before(async () => {
+  fs.mkdirSync(DOCS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 60_000,
+  });
+  ctx1 = await browser.newContext({ viewport: { width: 900, height: 640 } });
+  ctx1.setDefaultTimeout(TIMEOUT);
+  page1 = await ctx1.newPage();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test('the page starts logged out', async () => {
+  await openSpa(page1);
+  await expectStatus(page1, 'logged out');
+});
+
+test('register logs the user in (cookie set cross-origin, CORS preflight passes)', async () => {
+  await fill(page1, { email: EMAIL, password: PASSWORD, name: 'SPA Tester' });
+  await click(page1, '#register');
+  await expectStatus(page1, EMAIL);
+  const c = (await ctx1.cookies(API_URL)).find((x) => x.name === 'sessionId');
+  assert.ok(c, 'sessionId cookie stored');
+  assert.equal(c.httpOnly, true, 'HttpOnly');
+  assert.equal(c.sameSite, 'Lax', 'SameSite from COOKIE_SAMESITE=Lax');
+  assert.equal(await page1.evaluate(() => document.cookie.includes('sessionId')), false, 'not visible to scripts');
+});
+
+test('logout, then login and /me show the email', async () => {
+  await click(page1, '#logout');
+  await expectStatus(page1, 'logged out');
+  await fill(page1, { email: EMAIL, password: PASSWORD });
+  await click(page1, '#login');
+  await expectStatus(page1, EMAIL);
+  const meResponse = page1.waitForResponse((r) => r.url() === API_URL + '/me', { timeout: TIMEOUT });
+  await click(page1, '#me');
+  const r = await meResponse;
+  assert.equal(r.status(), 200);
+  assert.equal(r.headers()['access-control-allow-origin'], SPA_ORIGIN, 'CORS allows the SPA origin exactly');
+  assert.equal(r.headers()['access-control-allow-credentials'], 'true');
+  await expectStatus(page1, EMAIL);
+  await page1.screenshot({ path: DOCS + 'spa-logged-in.png' });
+});
+
+test('a reload keeps the session', async () => {
+  await page1.reload({ waitUntil: 'load' });
+  await expectStatus(page1, EMAIL);
+});
+
+test('logout shows logged out, also after a reload', async () => {
+  await click(page1, '#logout');
+  await expectStatus(page1, 'logged out');
+  await page1.reload({ waitUntil: 'load' });
+  await expectStatus(page1, 'logged out');
+  await fill(page1, { email: EMAIL, password: PASSWORD });
+  await click(page1, '#login');
+  await expectStatus(page1, EMAIL);
+});
+
+test('an untrusted origin cannot read /me nor log the user out', async (t) => {
+  const evil = await ctx1.newPage();
+  const seen = [];
+  evil.on('response', (r) => { if (r.url().startsWith(API_URL)) seen.push({ url: r.url(), status: r.status(), acao: r.headers()['access-control-allow-origin'] }); });
+  evil.on('requestfailed', (r) => { if (r.url().startsWith(API_URL)) seen.push({ url: r.url(), failed: r.failure()?.errorText }); });
+  await evil.goto(EVIL_ORIGIN + '/', { waitUntil: 'load' });
+
+  const read = await evil.evaluate(() => window.tryReadMe());
+  assert.equal(read.readable, false, `GET /me must not be readable from ${EVIL_ORIGIN}: ${JSON.stringify(read)}`);
+  const out = await evil.evaluate(() => window.tryLogout());
+  if (out.readable) {
+    assert.equal(out.status, 403, `POST /logout from ${EVIL_ORIGIN}: ${JSON.stringify(out)}`);
+    assert.equal(JSON.parse(out.body).error, 'cross_origin_rejected');
+  }
+  for (const s of seen) {
+    assert.ok(!s.acao, `no CORS header for an untrusted origin: ${JSON.stringify(s)}`);
+    if (s.url === API_URL + '/logout' && s.status !== undefined) {
+      assert.equal(s.status, 403, `POST /logout from the untrusted origin was answered ${s.status}`);
+    }
+  }
+  await evil.close();
+  t.diagnostic(`seen from ${EVIL_ORIGIN}: ${JSON.stringify({ read, out, seen })}`);
+
+  // The same requests as the browser sent them, checked at the HTTP level.
+  const cookie = await sessionCookieHeader(ctx1);
+  const me = await rawRequest('GET', '/me', { Cookie: cookie, Origin: EVIL_ORIGIN, 'Sec-Fetch-Site': 'same-site' });
+  assert.equal(me.status, 200, 'a GET is handled as usual');
+  assert.equal(me.headers['access-control-allow-origin'], undefined, 'but gets no CORS header');
+  assert.equal(me.headers['access-control-allow-credentials'], undefined);
+  const lo = await rawRequest('POST', '/logout', { Cookie: cookie, Origin: EVIL_ORIGIN, 'Sec-Fetch-Site': 'same-site' });
+  assert.equal(lo.status, 403, `POST /logout from an untrusted origin: ${lo.body}`);
+  assert.equal(lo.json?.error, 'cross_origin_rejected');
+  const pre = await rawRequest('OPTIONS', '/login', {
+    Origin: SPA_ORIGIN, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type',
+  });
+  assert.equal(pre.status, 204, 'preflight from the trusted origin');
+  assert.equal(pre.headers['access-control-allow-origin'], SPA_ORIGIN);
+  const evilPre = await rawRequest('OPTIONS', '/login', {
+    Origin: EVIL_ORIGIN, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type',
+  });
+  assert.equal(evilPre.headers['access-control-allow-origin'], undefined, 'no CORS for an untrusted preflight');
+
+  // Still logged in, as seen from the trusted origin.
+  await click(page1, '#me');
+  await expectStatus(page1, EMAIL);
+});
+
+test('logout-all from a second browser logs out the first', async () => {
+  const ctx2 = await browser.newContext({ viewport: { width: 900, height: 640 } });
+  ctx2.setDefaultTimeout(TIMEOUT);
+  try {
+    const page2 = await ctx2.newPage();
+    await openSpa(page2);
+    await expectStatus(page2, 'logged out');
+    await fill(page2, { email: EMAIL, password: PASSWORD });
+    await click(page2, '#login');
+    await expectStatus(page2, EMAIL);
+    await click(page2, '#logout-all');
+    await expectStatus(page2, 'logged out');
+    const msg = await page2.locator('#message').textContent();
+    const m = /revoked=(\d+)/.exec(msg);
+    assert.ok(m, `logout-all reports revoked: ${msg}`);
+    assert.ok(Number(m[1]) >= 2, `revoked counts both browsers' sessions: ${msg}`);
+  } finally {
+    await ctx2.close();
+  }
+  await click(page1, '#me');
+  await expectStatus(page1, 'logged out');
+  await page1.reload({ waitUntil: 'load' });
+  await expectStatus(page1, 'logged out');
+  await page1.screenshot({ path: DOCS + 'spa-logged-out.png' });
+});

@@ -1,0 +1,157 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sessionauth/api/models"
+)
+
+// client is one browser-like user agent with its own cookie jar.
+type client struct {
+	t    *testing.T
+	srv  *testServer
+	http *http.Client
+}
+
+// response is an answer with its JSON body decoded.
+type response struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    string
+}
+
+func (s *testServer) newClient(t *testing.T) *client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{t: t, srv: s, http: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// do sends method path with body encoded as JSON (a string is sent as is);
+// headers are name, value pairs.
+func (c *client) do(method, path string, body any, headers ...string) *response {
+	c.t.Helper()
+	var reader *bytes.Reader
+	switch b := body.(type) {
+	case nil:
+		reader = bytes.NewReader(nil)
+	case string:
+		reader = bytes.NewReader([]byte(b))
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		reader = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, c.srv.URL+path, reader)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	out := &response{Status: res.StatusCode, Header: res.Header, Raw: mustReadAll(c.t, res.Body)}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		_ = json.Unmarshal([]byte(out.Raw), &out.Body)
+	}
+	return out
+}
+
+// want fails the test unless the status (and, for errors, the code) match.
+func (r *response) want(t *testing.T, status int, code ...string) *response {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("got status %d, want %d; body %s", r.Status, status, r.Raw)
+	}
+	if len(code) > 0 && r.Body["error"] != code[0] {
+		t.Fatalf("got error %v, want %s; body %s", r.Body["error"], code[0], r.Raw)
+	}
+	return r
+}
+
+// user returns the "user" object of the body.
+func (r *response) user() map[string]any {
+	u, _ := r.Body["user"].(map[string]any)
+	return u
+}
+
+// register creates and logs in a user through the API.
+func (c *client) register(email string) map[string]any {
+	c.t.Helper()
+	return c.do("POST", "/register", map[string]any{"email": email, "password": testPassword, "name": "Test User"}).want(c.t, 201).user()
+}
+
+func (c *client) login(email, password string) *response {
+	c.t.Helper()
+	return c.do("POST", "/login", map[string]any{"email": email, "password": password})
+}
+
+// sessionCookie returns the session cookie the jar holds, or nil.
+func (c *client) sessionCookie() *http.Cookie {
+	u, _ := url.Parse(c.srv.URL)
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == c.srv.Config.SessionCookieName {
+			return ck
+		}
+	}
+	return nil
+}
+
+// setSessionCookie plants value as the session cookie.
+func (c *client) setSessionCookie(value string) {
+	u, _ := url.Parse(c.srv.URL)
+	c.http.Jar.SetCookies(u, []*http.Cookie{{Name: c.srv.Config.SessionCookieName, Value: value, Path: "/"}})
+}
+
+// newAdmin registers a user, makes them admin in the database and logs in.
+func (s *testServer) newAdmin(t *testing.T) (*client, string) {
+	t.Helper()
+	c := s.newClient(t)
+	email := uniqueEmail("admin")
+	id := c.register(email)["id"].(string)
+	if err := s.DB.Model(&models.User{}).Where("id = ?", id).Update("role", models.RoleAdmin).Error; err != nil {
+		t.Fatal(err)
+	}
+	c.login(email, testPassword).want(t, 200)
+	return c, id
+}
+
+// syncBuffer collects the server's log lines safely across goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
