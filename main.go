@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -79,25 +80,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return err
 	}
 
-	router, err := newRouter(cfg, log, db, pool, secret)
+	var metrics *middleware.Metrics // nil: METRICS_ENABLED=false
+	if cfg.MetricsEnabled {
+		metrics = middleware.NewMetrics()
+	}
+	router, err := newRouter(cfg, log, db, pool, secret, metrics)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Addr:              cfg.HTTPAddr,
-		Handler:           router,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	if metrics != nil && cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg, metrics.Handler(), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
+	srv := api.NewHTTPServer(cfg.HTTPAddr, router, api.ServerTimeouts{ReadHeader: cfg.ReadHeaderTimeout,
+		Read: cfg.ReadTimeout, Write: cfg.WriteTimeout, Idle: cfg.IdleTimeout}, log)
 	return serve(ctx, srv, cfg.ShutdownTimeout, log)
 }
 
 // newRouter builds the services and the router. tests/ repeats these calls.
-func newRouter(cfg config.Config, log *slog.Logger, db *gorm.DB, pool *redis.Pool, secret []byte) (http.Handler, error) {
+// metrics may be nil; GET /metrics is on this router only without METRICS_ADDR.
+func newRouter(cfg config.Config, log *slog.Logger, db *gorm.DB, pool *redis.Pool, secret []byte, metrics *middleware.Metrics) (http.Handler, error) {
 	now := time.Now
 	gate := services.NewRedisGate(cfg.RedisPoolSize, cfg.RedisTimeout)
 	lifetimes := models.SessionLifetimes{Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute}
@@ -112,11 +117,15 @@ func newRouter(cfg config.Config, log *slog.Logger, db *gorm.DB, pool *redis.Poo
 		return nil, err
 	}
 	users := services.NewUsers(db, cfg.DatabaseTimeout)
-	sessions := services.NewSessions(pool, gate, cfg.SessionKeyPrefix, lifetimes, cfg.RedisTimeout, now)
+	sessions := services.NewSessions(pool, gate, cfg.SessionKeyPrefix, lifetimes, cfg.RedisTimeout, now, metrics)
 	throttle := services.NewThrottle(pool, gate, cfg.SessionKeyPrefix, services.ThrottleLimits{
 		LoginMaxFailures: cfg.LoginMaxFailures, LoginIPMaxFailures: cfg.LoginIPMaxFailures, LoginWindow: cfg.LoginFailureWindow,
 		RegisterIPMax: cfg.RegisterIPMax, RegisterWindow: cfg.RegisterWindow}, cfg.RedisTimeout)
 	auth := services.NewAuth(users, hasher, throttle, sessions, commonpasswords.New(), log)
+	var publicMetrics http.Handler
+	if cfg.MetricsAddr == "" {
+		publicMetrics = metrics.Handler()
+	}
 	return api.NewRouter(api.Deps{
 		Log: log, Auth: auth, Admin: services.NewAdmin(users, auth, sessions), Sessions: sessions,
 		SessionMiddleware: middleware.NewSessions(store, codecs, sessions, gate, middleware.CookieOptions{
@@ -128,7 +137,28 @@ func newRouter(cfg config.Config, log *slog.Logger, db *gorm.DB, pool *redis.Poo
 		},
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		RegistrationEnabled: cfg.RegistrationEnabled, ReauthWindow: cfg.ReauthWindow, Now: now,
+		Observe: metrics.Observe(), Metrics: publicMetrics,
 	})
+}
+
+// serveMetrics serves GET /metrics on a listener of its own (METRICS_ADDR),
+// so the public port never shows it; stop closes it. A taken address stops the start.
+func serveMetrics(cfg config.Config, handler http.Handler, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", handler)
+	srv := api.NewHTTPServer(cfg.MetricsAddr, mux, api.ServerTimeouts{ReadHeader: cfg.ReadHeaderTimeout,
+		Read: cfg.ReadTimeout, Write: cfg.WriteTimeout, Idle: cfg.IdleTimeout}, log)
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener: %w", err)
+	}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 // serve runs srv until ctx ends, then lets in-flight requests finish within

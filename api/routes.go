@@ -5,6 +5,7 @@ package api
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -29,6 +30,9 @@ type Deps struct {
 	Now                 func() time.Time
 	// Extra middleware run first on every request (metrics), may be nil.
 	Observe gin.HandlerFunc
+	// Metrics serves GET /metrics on this router; nil when metrics are off
+	// or served on their own listener (METRICS_ADDR).
+	Metrics http.Handler
 }
 
 // NewRouter returns the whole API on a bare gin.Engine (never gin.Default):
@@ -74,6 +78,9 @@ func addRoutes(r *gin.Engine, d Deps) {
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(d.Ready))
 	r.GET("/openapi.yaml", handleOpenAPI())
+	if d.Metrics != nil {
+		r.GET("/metrics", gin.WrapH(d.Metrics))
+	}
 
 	public := r.Group("/", sess.Middleware())
 	public.POST("/register", handleRegister(d.RegistrationEnabled, v, d.Auth, sess, log))

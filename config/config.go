@@ -66,6 +66,11 @@ type Config struct {
 	DBConnMaxLife   time.Duration
 	ShutdownTimeout time.Duration
 
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+
 	MetricsEnabled bool
 	MetricsAddr    string
 	LogLevel       string
@@ -137,6 +142,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DBMaxIdleConns = p.positive("DATABASE_MAX_IDLE_CONNS", 10)
 	c.DBConnMaxLife = p.duration("DATABASE_CONN_MAX_LIFETIME", 30*time.Minute)
 	c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 15*time.Second)
+	c.ReadHeaderTimeout = p.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second)
+	c.ReadTimeout = p.duration("HTTP_READ_TIMEOUT", 15*time.Second)
+	c.WriteTimeout = p.duration("HTTP_WRITE_TIMEOUT", 30*time.Second)
+	c.IdleTimeout = p.duration("HTTP_IDLE_TIMEOUT", 2*time.Minute)
 	c.MetricsEnabled = p.boolean("METRICS_ENABLED", true)
 	c.MetricsAddr = p.str("METRICS_ADDR", "")
 	c.LogLevel = p.str("LOG_LEVEL", "info")

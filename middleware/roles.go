@@ -35,6 +35,8 @@ func RequireRecentAuth(window time.Duration, now func() time.Time) gin.HandlerFu
 		switch c.Request.Method {
 		case "GET", "HEAD", "OPTIONS":
 		default:
+			// AuthAt has whole seconds, taken as the earliest moment the
+			// proof could have been: the window may end up to 1 s early, never late.
 			if rec == nil || now().Sub(time.Unix(rec.AuthAt, 0)) > window {
 				_ = c.Error(models.ErrReauthRequired)
 				c.Abort()

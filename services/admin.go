@@ -40,25 +40,12 @@ type UpdateResult struct {
 
 // UpdateUser applies patch to the user with id. A change of role or of the
 // disabled flag revokes every session of that user at once; a patch that
-// changes nothing revokes nothing; the last active admin cannot be removed.
+// changes nothing revokes nothing; the last active admin cannot be removed
+// (last_admin); a malformed or unknown id is not_found.
 func (a *Admin) UpdateUser(ctx context.Context, id string, patch UserPatch) (UpdateResult, error) {
-	user, err := a.users.FindByID(ctx, id)
-	if err != nil {
-		return UpdateResult{}, err
-	}
-	var changed []string
-	if patch.Role != nil && *patch.Role != user.Role {
-		changed = append(changed, "role")
-	}
-	if patch.Disabled != nil && *patch.Disabled != user.Disabled {
-		changed = append(changed, "disabled")
-	}
-	if len(changed) == 0 {
-		return UpdateResult{User: user}, nil
-	}
-	updated, err := a.users.Update(ctx, user, patch)
-	if err != nil {
-		return UpdateResult{}, err
+	updated, changed, err := a.users.Update(ctx, id, patch)
+	if err != nil || len(changed) == 0 {
+		return UpdateResult{User: updated}, err
 	}
 	if _, err := a.sessions.RevokeUser(ctx, updated.ID, updated.SessionVersion); err != nil {
 		return UpdateResult{}, err

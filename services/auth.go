@@ -89,12 +89,14 @@ func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.Us
 	if errors.Is(err, models.ErrNotFound) {
 		hash = a.hasher.DummyHash()
 	} else if err != nil {
+		attempt.Abandon(ctx) // no verdict: a 503 is not a failed login
 		return models.User{}, err
 	}
 	ok, rehash, err := a.hasher.Verify(ctx, password, hash)
 	if err != nil {
 		var coded *models.Error
 		if errors.As(err, &coded) {
+			attempt.Abandon(ctx)
 			return models.User{}, err
 		}
 		a.log.ErrorContext(ctx, "stored password hash unreadable", "user_id", user.ID, "err", err)
@@ -133,12 +135,14 @@ func (a *Auth) ProvePassword(ctx context.Context, userID, email, password, ip st
 	}
 	user, err := a.users.FindByID(ctx, userID)
 	if err != nil {
+		attempt.Abandon(ctx) // no verdict: a 503 is not a failed proof
 		return models.User{}, err
 	}
 	ok, _, err := a.hasher.Verify(ctx, password, user.PasswordHash)
 	if err != nil {
 		var coded *models.Error
 		if errors.As(err, &coded) {
+			attempt.Abandon(ctx)
 			return models.User{}, err
 		}
 		ok = false

@@ -19,7 +19,8 @@ import (
 // versionField is the per-user index field holding the highest
 // models.User.SessionVersion revoked so far. A login that read an older user
 // row cannot create its session, so a login racing a password change, a role
-// change or a disable never survives it.
+// change or a disable never survives it. Each new mark keeps the index for
+// at least the absolute timeout, far longer than any login in flight.
 const versionField = "#ver"
 
 // Every session write is one atomic script, so the record and the per-user
@@ -46,7 +47,7 @@ for i = 1, #all, 2 do
 end
 if tonumber(ARGV[2]) > tonumber(redis.call('HGET', KEYS[1], '#ver') or '0') then
   redis.call('HSET', KEYS[1], '#ver', ARGV[2])
-  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 end
 return n`
 	revokeHandleScript = `
@@ -55,6 +56,18 @@ if not sid then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[2])
 return redis.call('DEL', ARGV[1] .. sid)`
 )
+
+// SessionCounter is told how many sessions were created and how many live
+// ones were revoked (metrics). Declared here so services need no metrics library.
+type SessionCounter interface {
+	SessionsCreated(n int)
+	SessionsRevoked(n int)
+}
+
+type noCounter struct{}
+
+func (noCounter) SessionsCreated(int) {}
+func (noCounter) SessionsRevoked(int) {}
 
 // Sessions keeps session records and the per-user index in Redis. Finding a
 // user's sessions reads that index, never the keyspace.
@@ -69,12 +82,18 @@ type Sessions struct {
 	deleteOne    *redis.Script
 	revokeUser   *redis.Script
 	revokeHandle *redis.Script
+	counter      SessionCounter
 }
 
-// NewSessions returns the session repository on pool; every key starts with prefix.
-func NewSessions(pool *redis.Pool, gate *RedisGate, prefix string, lifetimes models.SessionLifetimes, timeout time.Duration, now func() time.Time) *Sessions {
+// NewSessions returns the session repository on pool; every key starts with
+// prefix. counter (may be nil) is told of every session created and revoked.
+func NewSessions(pool *redis.Pool, gate *RedisGate, prefix string, lifetimes models.SessionLifetimes, timeout time.Duration,
+	now func() time.Time, counter SessionCounter) *Sessions {
+	if counter == nil {
+		counter = noCounter{}
+	}
 	return &Sessions{
-		pool: pool, gate: gate, prefix: prefix, lifetimes: lifetimes, timeout: timeout, now: now,
+		pool: pool, gate: gate, prefix: prefix, lifetimes: lifetimes, timeout: timeout, now: now, counter: counter,
 		create:       redis.NewScript(2, createScript),
 		deleteOne:    redis.NewScript(2, deleteScript),
 		revokeUser:   redis.NewScript(1, revokeUserScript),
@@ -132,7 +151,7 @@ func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersi
 	if err != nil {
 		return fmt.Errorf("encode session: %w", err)
 	}
-	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+	err = s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
 		ok, err := redis.Int(s.create.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID),
 			body, ttl.Milliseconds(), rec.Handle, rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds()))
 		if err == nil && ok == 0 {
@@ -140,6 +159,10 @@ func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersi
 		}
 		return err
 	})
+	if err == nil {
+		s.counter.SessionsCreated(1)
+	}
+	return err
 }
 
 // Update rewrites rec only if it still exists (SET XX), so a slide written by
@@ -165,7 +188,8 @@ func (s *Sessions) Update(ctx context.Context, rec *models.Session) error {
 // Delete removes one session and its index entry.
 func (s *Sessions) Delete(ctx context.Context, rec *models.Session) error {
 	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
-		_, err := s.deleteOne.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID), rec.Handle)
+		n, err := redis.Int(s.deleteOne.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID), rec.Handle))
+		s.counter.SessionsRevoked(n)
 		return err
 	})
 }
@@ -174,7 +198,8 @@ func (s *Sessions) Delete(ctx context.Context, rec *models.Session) error {
 // gone or unreadable); an index entry left behind is pruned on listing.
 func (s *Sessions) DeleteByID(ctx context.Context, id string) error {
 	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
-		_, err := redis.DoContext(conn, ctx, "DEL", s.key(id))
+		n, err := redis.Int(redis.DoContext(conn, ctx, "DEL", s.key(id)))
+		s.counter.SessionsRevoked(n)
 		return err
 	})
 }
@@ -188,6 +213,7 @@ func (s *Sessions) RevokeUser(ctx context.Context, userID string, sessionVersion
 		revoked, err = redis.Int(s.revokeUser.DoContext(ctx, conn, s.indexKey(userID), s.prefix, sessionVersion, s.lifetimes.Absolute.Milliseconds()))
 		return err
 	})
+	s.counter.SessionsRevoked(revoked)
 	return revoked, err
 }
 
@@ -200,6 +226,7 @@ func (s *Sessions) RevokeHandle(ctx context.Context, userID, handle string) (boo
 		n, err = redis.Int(s.revokeHandle.DoContext(ctx, conn, s.indexKey(userID), s.prefix, handle))
 		return err
 	})
+	s.counter.SessionsRevoked(n)
 	return n > 0, err
 }
 

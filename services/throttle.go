@@ -31,7 +31,8 @@ for i = 1, #KEYS do
 end
 return 0`
 	releaseScript = `
-if ARGV[1] == 'reset' then redis.call('DEL', KEYS[1]) end
+if ARGV[1] == 'reset' then redis.call('DEL', KEYS[1])
+elseif redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
 if #KEYS > 1 and redis.call('DECR', KEYS[2]) <= 0 then redis.call('DEL', KEYS[2]) end
 return 0`
 )
@@ -85,6 +86,18 @@ func (a *LoginAttempt) Succeeded(ctx context.Context) error {
 	t := a.throttle
 	return withRedis(ctx, t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
 		_, err := t.release.DoContext(ctx, conn, 2, a.emailKey, a.ipKey, "reset")
+		return err
+	})
+}
+
+// Abandon gives the attempt back to the email and the IP: it ended without a
+// verdict on the password (the database or hashing was unavailable), so an
+// outage during which clients retry never locks an account out. Best effort:
+// when Redis is what failed, the count stays.
+func (a *LoginAttempt) Abandon(ctx context.Context) {
+	t := a.throttle
+	_ = withRedis(ctx, t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
+		_, err := t.release.DoContext(ctx, conn, 2, a.emailKey, a.ipKey, "give-back")
 		return err
 	})
 }

@@ -143,49 +143,78 @@ func (u *Users) ChangePassword(ctx context.Context, id, hash string) (int64, err
 	return user.SessionVersion, dbError(err)
 }
 
-// Update applies patch to user (as read by the caller) in one conditional
-// UPDATE that refuses to leave no active admin (last_admin), serialised by an
-// advisory lock on PostgreSQL so two admins demoting each other at once
-// cannot both succeed.
-func (u *Users) Update(ctx context.Context, user models.User, patch UserPatch) (models.User, error) {
-	updated := user
-	if patch.Role != nil {
-		updated.Role = *patch.Role
+// Update applies patch to the user with id and reports which fields it
+// changed (none: nothing is written). The row is read again inside the
+// transaction and only the changed fields are written, so a concurrent PATCH
+// of another field is never undone. A change that would leave no active admin
+// is refused with last_admin by one conditional UPDATE. On PostgreSQL every
+// update first takes an advisory lock, so two admins demoting each other at
+// once are serialised and the second sees the first; SQLite's one connection
+// serialises them the same way. A malformed or unknown id is not_found.
+func (u *Users) Update(ctx context.Context, id string, patch UserPatch) (models.User, []string, error) {
+	if uuid.Validate(id) != nil {
+		return models.User{}, nil, models.ErrNotFound
 	}
-	if patch.Disabled != nil {
-		updated.Disabled = *patch.Disabled
-	}
-	removesAdmin := user.Role == models.RoleAdmin && !user.Disabled && (updated.Role != models.RoleAdmin || updated.Disabled)
+	id = strings.ToLower(id)
 	db, cancel := u.ctx(ctx)
 	defer cancel()
+	var user models.User
+	var changed []string
 	err := db.Transaction(func(tx *gorm.DB) error {
-		if removesAdmin && tx.Dialector.Name() == "postgres" {
+		if tx.Dialector.Name() == "postgres" {
 			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lastAdminLock).Error; err != nil {
 				return err
 			}
 		}
-		query := tx.Model(&models.User{}).Where("id = ?", user.ID)
+		if err := tx.Where("id = ?", id).Take(&user).Error; err != nil {
+			return err
+		}
+		wasActiveAdmin := user.IsAdmin() && !user.Disabled
+		var updates map[string]any
+		if updates, changed = applyPatch(&user, patch); len(changed) == 0 {
+			return nil
+		}
+		removesAdmin := wasActiveAdmin && (!user.IsAdmin() || user.Disabled)
+		query := tx.Model(&models.User{}).Where("id = ?", id)
 		if removesAdmin {
 			query = query.Where("EXISTS (SELECT 1 FROM users other WHERE other.role = ? AND other.disabled = ? AND other.id <> ?)",
-				models.RoleAdmin, false, user.ID)
+				models.RoleAdmin, false, id)
 		}
-		res := query.Updates(map[string]any{"role": updated.Role, "disabled": updated.Disabled,
-			"session_version": gorm.Expr("session_version + 1"), "updated_at": time.Now().UTC()})
-		if res.Error != nil {
+		res := query.Updates(updates)
+		switch {
+		case res.Error != nil:
 			return res.Error
+		case res.RowsAffected == 0 && removesAdmin:
+			return models.ErrLastAdmin
+		case res.RowsAffected == 0:
+			return gorm.ErrRecordNotFound
 		}
-		if res.RowsAffected == 0 {
-			if removesAdmin {
-				return models.ErrLastAdmin
-			}
-			return models.ErrNotFound
-		}
-		return tx.Where("id = ?", user.ID).Take(&updated).Error
+		return tx.Where("id = ?", id).Take(&user).Error
 	})
-	if errors.Is(err, models.ErrLastAdmin) || errors.Is(err, models.ErrNotFound) {
-		return models.User{}, err
+	switch {
+	case errors.Is(err, models.ErrLastAdmin):
+		return models.User{}, nil, err
+	case err != nil:
+		return models.User{}, nil, dbError(err)
 	}
-	return updated, dbError(err)
+	return user, changed, nil
+}
+
+// applyPatch applies patch to user and returns the columns to write (with a
+// new session version, which ends every session made before) and the names
+// of the fields that changed.
+func applyPatch(user *models.User, patch UserPatch) (map[string]any, []string) {
+	var changed []string
+	updates := map[string]any{"session_version": gorm.Expr("session_version + 1"), "updated_at": time.Now().UTC()}
+	if patch.Role != nil && *patch.Role != user.Role {
+		changed = append(changed, "role")
+		updates["role"], user.Role = *patch.Role, *patch.Role
+	}
+	if patch.Disabled != nil && *patch.Disabled != user.Disabled {
+		changed = append(changed, "disabled")
+		updates["disabled"], user.Disabled = *patch.Disabled, *patch.Disabled
+	}
+	return updates, changed
 }
 
 func escapeLike(s string) string {

@@ -76,6 +76,7 @@ func (c *client) do(method, path string, body any, headers ...string) *response 
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		_ = json.Unmarshal([]byte(out.Raw), &out.Body)
 	}
+	validateAgainstOpenAPI(c.t, req, out)
 	return out
 }
 

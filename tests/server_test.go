@@ -34,12 +34,13 @@ const testPassword = "correct horse battery staple"
 
 // testServer is one API instance under test.
 type testServer struct {
-	URL    string
-	Config config.Config
-	Redis  *redis.Pool
-	DB     *gorm.DB
-	Logs   *syncBuffer
-	server *httptest.Server
+	URL     string
+	Config  config.Config
+	Redis   *redis.Pool
+	DB      *gorm.DB
+	Logs    *syncBuffer
+	Metrics *middleware.Metrics // nil when METRICS_ENABLED=false
+	server  *httptest.Server
 }
 
 // env is the test's settings on top of cheap Argon2 and an unsecured cookie
@@ -61,7 +62,7 @@ type testDeps struct {
 	redisURL string
 }
 
-func newDeps(t *testing.T, settings env) *testDeps {
+func newDeps(t testing.TB, settings env) *testDeps {
 	t.Helper()
 	base := env{
 		"APP_ENV": "development", "COOKIE_SECURE": "false", "ARGON2_MEMORY_KIB": "64", "ARGON2_ITERATIONS": "1",
@@ -86,7 +87,7 @@ func newDeps(t *testing.T, settings env) *testDeps {
 }
 
 // start builds one instance the way main's newRouter does.
-func (d *testDeps) start(t *testing.T) *testServer {
+func (d *testDeps) start(t testing.TB) *testServer {
 	t.Helper()
 	cfg, err := config.Load(func(k string) string { return d.settings[k] })
 	if err != nil {
@@ -96,14 +97,29 @@ func (d *testDeps) start(t *testing.T) *testServer {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pool := services.NewRedisPool(d.redisURL, cfg.RedisPoolSize, cfg.RedisTimeout)
 	t.Cleanup(func() { _ = pool.Close() })
-	handler := buildRouter(t, cfg, log, d.db, pool)
+	metrics := newMetrics(cfg)
+	handler := newRouter(t, cfg, log, d.db, pool, metrics)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, Config: cfg, Redis: pool, DB: d.db, Logs: logs, server: srv}
+	return &testServer{URL: srv.URL, Config: cfg, Redis: pool, DB: d.db, Logs: logs, Metrics: metrics, server: srv}
 }
 
-// buildRouter repeats main.newRouter's constructor calls (package main cannot be imported).
-func buildRouter(t *testing.T, cfg config.Config, log *slog.Logger, db *gorm.DB, pool *redis.Pool) http.Handler {
+// newMetrics builds the collectors as main's run does: nil when METRICS_ENABLED=false.
+func newMetrics(cfg config.Config) *middleware.Metrics {
+	if !cfg.MetricsEnabled {
+		return nil
+	}
+	return middleware.NewMetrics()
+}
+
+// buildRouter is newRouter with metrics built as run() builds them.
+func buildRouter(t testing.TB, cfg config.Config, log *slog.Logger, db *gorm.DB, pool *redis.Pool) http.Handler {
+	t.Helper()
+	return newRouter(t, cfg, log, db, pool, newMetrics(cfg))
+}
+
+// newRouter repeats main.newRouter's constructor calls (package main cannot be imported).
+func newRouter(t testing.TB, cfg config.Config, log *slog.Logger, db *gorm.DB, pool *redis.Pool, metrics *middleware.Metrics) http.Handler {
 	t.Helper()
 	now := time.Now
 	gate := services.NewRedisGate(cfg.RedisPoolSize, cfg.RedisTimeout)
@@ -119,11 +135,15 @@ func buildRouter(t *testing.T, cfg config.Config, log *slog.Logger, db *gorm.DB,
 		t.Fatal(err)
 	}
 	users := services.NewUsers(db, cfg.DatabaseTimeout)
-	sessions := services.NewSessions(pool, gate, cfg.SessionKeyPrefix, lifetimes, cfg.RedisTimeout, now)
+	sessions := services.NewSessions(pool, gate, cfg.SessionKeyPrefix, lifetimes, cfg.RedisTimeout, now, metrics)
 	throttle := services.NewThrottle(pool, gate, cfg.SessionKeyPrefix, services.ThrottleLimits{
 		LoginMaxFailures: cfg.LoginMaxFailures, LoginIPMaxFailures: cfg.LoginIPMaxFailures, LoginWindow: cfg.LoginFailureWindow,
 		RegisterIPMax: cfg.RegisterIPMax, RegisterWindow: cfg.RegisterWindow}, cfg.RedisTimeout)
 	auth := services.NewAuth(users, hasher, throttle, sessions, commonpasswords.New(), log)
+	var publicMetrics http.Handler
+	if cfg.MetricsAddr == "" {
+		publicMetrics = metrics.Handler()
+	}
 	router, err := api.NewRouter(api.Deps{
 		Log: log, Auth: auth, Admin: services.NewAdmin(users, auth, sessions), Sessions: sessions,
 		SessionMiddleware: middleware.NewSessions(store, codecs, sessions, gate, middleware.CookieOptions{
@@ -135,6 +155,7 @@ func buildRouter(t *testing.T, cfg config.Config, log *slog.Logger, db *gorm.DB,
 		},
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins, TrustedProxies: cfg.TrustedProxies,
 		RegistrationEnabled: cfg.RegistrationEnabled, ReauthWindow: cfg.ReauthWindow, Now: now,
+		Observe: metrics.Observe(), Metrics: publicMetrics,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +165,7 @@ func buildRouter(t *testing.T, cfg config.Config, log *slog.Logger, db *gorm.DB,
 
 // openTestDatabase opens TEST_DATABASE_URL in a schema of the test's own, or
 // an SQLite file in the test's temp folder, and migrates it.
-func openTestDatabase(t *testing.T) *gorm.DB {
+func openTestDatabase(t testing.TB) *gorm.DB {
 	t.Helper()
 	ctx := context.Background()
 	dsn := os.Getenv("TEST_DATABASE_URL")
@@ -212,3 +233,5 @@ func mustReadAll(t *testing.T, r io.Reader) string {
 	}
 	return string(b)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

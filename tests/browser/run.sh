@@ -5,8 +5,11 @@
 #   SPA_PORT   port of the trusted SPA origin (default 5173)
 #   EVIL_PORT  port of an origin NOT in CORS_ALLOWED_ORIGINS (default 5174)
 #   CHROMIUM   browser binary (default /usr/bin/chromium; Debian package "chromium")
+#   SCREENSHOT_DIR        where spa-logged-in.png and spa-logged-out.png go (default docs/; CI
+#                         points it elsewhere so the tree stays clean)
 #   BROWSER_TEST_TIMEOUT  bound for the node test run in seconds (default 300)
-# Starts two static servers on 127.0.0.1, runs `node --test`, stops what it started.
+# Starts two static servers on 127.0.0.1, checks that the API trusts the SPA origin, runs
+# `node --test`, stops what it started. Exits non-zero on any failure; every wait is bounded.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,14 +21,25 @@ export API_URL="${API_URL%/}"
 export SPA_PORT="${SPA_PORT:-5173}"
 export EVIL_PORT="${EVIL_PORT:-5174}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ -n "${SCREENSHOT_DIR:-}" ]; then
+  mkdir -p "$SCREENSHOT_DIR"
+  SCREENSHOT_DIR="$(cd "$SCREENSHOT_DIR" && pwd)"
+  export SCREENSHOT_DIR
+fi
 
-if [ ! -x "$CHROMIUM" ]; then
-  echo "tests/browser/run.sh: $CHROMIUM not found (apt-get install -y chromium)" >&2
-  exit 2
-fi
+fail() { echo "tests/browser/run.sh: $*" >&2; exit 2; }
+
+[ -x "$CHROMIUM" ] || fail "$CHROMIUM not found (apt-get install -y chromium, or set CHROMIUM)"
+command -v node >/dev/null || fail "node not found"
+command -v curl >/dev/null || fail "curl not found"
 if [ ! -d node_modules/playwright-core ]; then
-  npm ci --no-audit --no-fund >&2
+  timeout 600 npm ci --no-audit --no-fund >&2
 fi
+for port in "$SPA_PORT" "$EVIL_PORT"; do
+  if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; then
+    fail "port $port is already in use (set SPA_PORT / EVIL_PORT)"
+  fi
+done
 
 pids=()
 cleanup() {
@@ -36,7 +50,9 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 node "$here/static-server.mjs" "$here/spa" "$SPA_PORT" &
 pids+=($!)
@@ -55,8 +71,24 @@ wait_for() { # url seconds
 }
 wait_for "http://127.0.0.1:$SPA_PORT/" 10
 wait_for "http://127.0.0.1:$EVIL_PORT/" 10
+for pid in "${pids[@]}"; do
+  kill -0 "$pid" 2>/dev/null || fail "a static server exited (port taken?)"
+done
 wait_for "$API_URL/healthz" 30
 
+# The test needs an API that trusts the SPA origin; say so plainly instead of failing in the browser.
+allowed="$(curl -s -o /dev/null -D - --max-time 5 -X OPTIONS "$API_URL/login" \
+  -H "Origin: http://127.0.0.1:$SPA_PORT" -H 'Access-Control-Request-Method: POST' \
+  -H 'Access-Control-Request-Headers: content-type' | tr -d '\r' |
+  sed -n 's/^[Aa]ccess-[Cc]ontrol-[Aa]llow-[Oo]rigin: *//p')"
+if [ "$allowed" != "http://127.0.0.1:$SPA_PORT" ]; then
+  fail "$API_URL does not allow the SPA origin http://127.0.0.1:$SPA_PORT (got Access-Control-Allow-Origin '${allowed}'); start it with CORS_ALLOWED_ORIGINS=http://127.0.0.1:$SPA_PORT COOKIE_SAMESITE=Lax COOKIE_SECURE=false"
+fi
+
+echo "browser test: API $API_URL, SPA http://127.0.0.1:$SPA_PORT, untrusted origin http://127.0.0.1:$EVIL_PORT, $CHROMIUM"
 rc=0
 timeout -k 10 "${BROWSER_TEST_TIMEOUT:-300}" node --test --test-reporter=spec "$here/spa.test.mjs" || rc=$?
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+  echo "tests/browser/run.sh: the browser test overran ${BROWSER_TEST_TIMEOUT:-300} s" >&2
+fi
 exit "$rc"

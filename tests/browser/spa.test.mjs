@@ -2,18 +2,20 @@
 // Run by tests/browser/run.sh, which starts the two static servers; needs a running API started with
 //   APP_ENV=development COOKIE_SECURE=false COOKIE_SAMESITE=Lax CORS_ALLOWED_ORIGINS=http://127.0.0.1:$SPA_PORT
 // Env: API_URL (default http://127.0.0.1:8080), SPA_PORT (default 5173), EVIL_PORT (default 5174),
-//      CHROMIUM (default /usr/bin/chromium).
+//      CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default docs/).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const API_URL = (process.env.API_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const SPA_ORIGIN = `http://127.0.0.1:${process.env.SPA_PORT || 5173}`;
 const EVIL_ORIGIN = `http://127.0.0.1:${process.env.EVIL_PORT || 5174}`;
-const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));
+// Screenshots for the README go to docs/ unless SCREENSHOT_DIR says otherwise (CI keeps the tree clean).
+const DOCS = path.resolve(process.env.SCREENSHOT_DIR || fileURLToPath(new URL('../../docs/', import.meta.url))) + path.sep;
 const TIMEOUT = 15_000;
 
 const rnd = () => Math.random().toString(36).slice(2, 10);

@@ -1,0 +1,112 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sessionauth/api/models"
+	"github.com/sessionauth/api/services/commonpasswords"
+)
+
+// countingHasher records every verification, so a test can see which hash
+// each login path verified.
+type countingHasher struct {
+	dummy    string
+	verified []string
+}
+
+func (h *countingHasher) Hash(_ context.Context, pw string) (string, error) { return "hash:" + pw, nil }
+func (h *countingHasher) DummyHash() string                                 { return h.dummy }
+func (h *countingHasher) Verify(_ context.Context, pw, encoded string) (bool, bool, error) {
+	h.verified = append(h.verified, encoded)
+	return encoded == "hash:"+pw, false, nil
+}
+
+func newTestAuth(t *testing.T, hasher PasswordHasher) (*Auth, *Users) {
+	t.Helper()
+	db, err := OpenDatabase(DatabaseOptions{SQLitePath: filepath.Join(t.TempDir(), "a.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	url, stop, err := StartEmbeddedRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	pool := NewRedisPool(url, 4, time.Second)
+	gate := NewRedisGate(4, time.Second)
+	users := NewUsers(db, time.Second)
+	throttle := NewThrottle(pool, gate, "unit:", ThrottleLimits{LoginMaxFailures: 100, LoginIPMaxFailures: 100,
+		LoginWindow: time.Minute, RegisterIPMax: 100, RegisterWindow: time.Minute}, time.Second)
+	return NewAuth(users, hasher, throttle, nil, commonpasswords.New(), slog.New(slog.DiscardHandler)), users
+}
+
+// TestUnknownEmailVerifiesTheDummyHash shows the unknown-email path runs the
+// same verifier as a wrong password, once, on the dummy hash.
+func TestUnknownEmailVerifiesTheDummyHash(t *testing.T) {
+	hasher := &countingHasher{dummy: "dummy-hash-of-current-parameters"}
+	auth, users := newTestAuth(t, hasher)
+	ctx := context.Background()
+	if _, err := users.Create(ctx, NewUser{Email: "known@example.com", Name: "K", Role: models.RoleUser, PasswordHash: "hash:right password"}); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, email, password, wantHash string
+	}{
+		{"unknown email", "nobody@example.com", "any password", "dummy-hash-of-current-parameters"},
+		{"wrong password", "known@example.com", "wrong password", "hash:right password"},
+	}
+	for _, tc := range cases {
+		hasher.verified = nil
+		_, err := auth.Login(ctx, tc.email, tc.password, "192.0.2.1")
+		if !errors.Is(err, models.ErrInvalidCredentials) {
+			t.Fatalf("%s: got %v, want invalid_credentials", tc.name, err)
+		}
+		if len(hasher.verified) != 1 || hasher.verified[0] != tc.wantHash {
+			t.Fatalf("%s: got verifications %v, want exactly one of %q", tc.name, hasher.verified, tc.wantHash)
+		}
+	}
+}
+
+func TestDummyHashHasTheCurrentParameters(t *testing.T) {
+	h, err := NewHasher(Argon2Params{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := h.Hash(context.Background(), "some password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := func(s string) string { return s[:len("$argon2id$v=19$m=19456,t=2,p=1$")] }
+	if params(h.DummyHash()) != params(real) {
+		t.Fatalf("got dummy %q, want the parameters of %q", params(h.DummyHash()), params(real))
+	}
+}
+
+// BenchmarkLoginPaths measures an unknown email against a wrong password with
+// real Argon2id at the OWASP parameters; docs/benchmarks.md records the medians.
+func BenchmarkLoginPaths(b *testing.B) {
+	h, err := NewHasher(Argon2Params{MemoryKiB: 19456, Iterations: 2, Parallelism: 1}, 1, time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	stored, _ := h.Hash(ctx, "the right password")
+	b.Run("unknown-email", func(b *testing.B) {
+		for b.Loop() {
+			_, _, _ = h.Verify(ctx, "a guess", h.DummyHash())
+		}
+	})
+	b.Run("wrong-password", func(b *testing.B) {
+		for b.Loop() {
+			_, _, _ = h.Verify(ctx, "a guess", stored)
+		}
+	})
+}

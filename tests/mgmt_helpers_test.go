@@ -1,0 +1,237 @@
+package tests
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/google/uuid"
+
+	"github.com/sessionauth/api/models"
+	"github.com/sessionauth/api/services"
+)
+
+// Helpers of the session-management and admin tests (issue 4).
+
+// seedUser inserts a user straight into the database (so it works while
+// registration is disabled) with testPassword hashed as the server would.
+func (s *testServer) seedUser(t *testing.T, name string, role models.Role, disabled bool) (email, id string) {
+	t.Helper()
+	cfg := s.Config
+	hasher, err := services.NewHasher(services.Argon2Params{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations,
+		Parallelism: cfg.Argon2Parallelism}, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := hasher.Hash(t.Context(), testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := models.User{ID: uuid.NewString(), Email: uniqueEmail(name), Name: name, Role: role, Disabled: disabled,
+		PasswordHash: hash, SessionVersion: 1}
+	if err := s.DB.Create(&user).Error; err != nil {
+		t.Fatalf("seed user: %v", err)
+	}
+	return user.Email, user.ID
+}
+
+// loggedIn returns a new client logged in as email; headers are name, value pairs.
+func (s *testServer) loggedIn(t *testing.T, email, password string, headers ...string) *client {
+	t.Helper()
+	c := s.newClient(t)
+	c.do("POST", "/login", map[string]any{"email": email, "password": password}, headers...).want(t, 200)
+	return c
+}
+
+// seedAdmin seeds an active admin and logs them in.
+func (s *testServer) seedAdmin(t *testing.T) (*client, string) {
+	t.Helper()
+	email, id := s.seedUser(t, "admin", models.RoleAdmin, false)
+	return s.loggedIn(t, email, testPassword), id
+}
+
+// sessions lists the caller's sessions.
+func (c *client) sessions() []map[string]any {
+	c.t.Helper()
+	res := c.do("GET", "/sessions", nil).want(c.t, 200)
+	raw, ok := res.Body["sessions"].([]any)
+	if !ok {
+		c.t.Fatalf("got %s, want a sessions array", res.Raw)
+	}
+	out := make([]map[string]any, 0, len(raw))
+	for _, r := range raw {
+		out = append(out, r.(map[string]any))
+	}
+	return out
+}
+
+// currentHandle returns the handle of the caller's own session.
+func (c *client) currentHandle() string {
+	c.t.Helper()
+	for _, sess := range c.sessions() {
+		if sess["current"] == true {
+			return sess["id"].(string)
+		}
+	}
+	c.t.Fatal("no session marked current")
+	return ""
+}
+
+// cookieAlive reports whether a session cookie value still authenticates,
+// sent from a fresh jar.
+func (s *testServer) cookieAlive(t *testing.T, value string) bool {
+	t.Helper()
+	c := s.newClient(t)
+	c.setSessionCookie(value)
+	switch res := c.do("GET", "/me", nil); res.Status {
+	case 200:
+		return true
+	case 401:
+		return false
+	default:
+		t.Fatalf("got /me status %d, want 200 or 401; body %s", res.Status, res.Raw)
+		return false
+	}
+}
+
+// redisCmd runs one command on the server's Redis.
+func (s *testServer) redisCmd(t *testing.T, cmd string, args ...any) any {
+	t.Helper()
+	conn := s.Redis.Get()
+	defer conn.Close()
+	v, err := conn.Do(cmd, args...)
+	if err != nil {
+		t.Fatalf("redis %s: %v", cmd, err)
+	}
+	return v
+}
+
+// userIndex returns the user's index (handle -> session id), '#ver' left out.
+func (s *testServer) userIndex(t *testing.T, userID string) map[string]string {
+	t.Helper()
+	m, err := redis.StringMap(s.redisCmd(t, "HGETALL", s.Config.SessionKeyPrefix+"user:"+userID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "#ver")
+	return m
+}
+
+// sessionKeysOf finds every session record of the user by scanning this
+// test's own key prefix. Only the test scans; the product never does.
+func (s *testServer) sessionKeysOf(t *testing.T, userID string) map[string]models.Session {
+	t.Helper()
+	prefix := s.Config.SessionKeyPrefix
+	out := map[string]models.Session{}
+	cursor := "0"
+	for {
+		reply, err := redis.Values(s.redisCmd(t, "SCAN", cursor, "MATCH", prefix+"*", "COUNT", 1000), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cursor, _ = redis.String(reply[0], nil)
+		keys, _ := redis.Strings(reply[1], nil)
+		for _, key := range keys {
+			id := strings.TrimPrefix(key, prefix)
+			if strings.Contains(id, ":") { // the index and throttle keys
+				continue
+			}
+			body, err := redis.Bytes(s.redisCmd(t, "GET", key), nil)
+			if err != nil {
+				continue // expired meanwhile
+			}
+			var rec models.Session
+			if json.Unmarshal(body, &rec) == nil && rec.UserID == userID {
+				out[id] = rec
+			}
+		}
+		if cursor == "0" {
+			return out
+		}
+	}
+}
+
+// checkIndexConsistent fails unless the user's index and session keys agree
+// one to one: no entry pointing at nothing, no session missing from the index
+// (logout-all could not find it).
+func (s *testServer) checkIndexConsistent(t *testing.T, userID string) map[string]models.Session {
+	t.Helper()
+	index := s.userIndex(t, userID)
+	keys := s.sessionKeysOf(t, userID)
+	for handle, id := range index {
+		rec, ok := keys[id]
+		if !ok {
+			t.Errorf("index entry %s points at no session", handle)
+		} else if rec.Handle != handle {
+			t.Errorf("index entry %s points at the session of handle %s", handle, rec.Handle)
+		}
+	}
+	for id, rec := range keys {
+		if index[rec.Handle] != id {
+			t.Errorf("session of handle %s is missing from the index", rec.Handle)
+		}
+	}
+	return keys
+}
+
+// parseTime parses a contract time: RFC 3339, UTC, whole seconds.
+func parseTime(t *testing.T, v any) time.Time {
+	t.Helper()
+	s, _ := v.(string)
+	tm, err := time.Parse(time.RFC3339, s)
+	if err != nil || !strings.HasSuffix(s, "Z") || tm.Nanosecond() != 0 {
+		t.Fatalf("got time %v, want RFC 3339 UTC in whole seconds", v)
+	}
+	return tm
+}
+
+// expiresCookie reports whether res expires the session cookie.
+func (s *testServer) expiresCookie(res *response) bool {
+	for _, set := range res.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(set, s.Config.SessionCookieName+"=;") && strings.Contains(set, "Max-Age=0") {
+			return true
+		}
+	}
+	return false
+}
+
+// newCookieIn returns the session cookie value a response sets, or "".
+func (s *testServer) newCookieIn(res *response) string {
+	r := http.Response{Header: res.Header}
+	for _, ck := range r.Cookies() {
+		if ck.Name == s.Config.SessionCookieName && ck.MaxAge > 0 {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// activeAdmins counts the active admins in the database.
+func (s *testServer) activeAdmins(t *testing.T) int64 {
+	t.Helper()
+	var n int64
+	if err := s.DB.Model(&models.User{}).Where("role = ? AND disabled = ?", models.RoleAdmin, false).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// storedUser reads a user row.
+func (s *testServer) storedUser(t *testing.T, id string) models.User {
+	t.Helper()
+	var u models.User
+	if err := s.DB.Where("id = ?", id).Take(&u).Error; err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// atSecondStart waits for the next wall-clock second: session times are whole
+// seconds, so a proof made just after it is not aged by the truncation.
+func atSecondStart() {
+	now := time.Now()
+	time.Sleep(now.Truncate(time.Second).Add(time.Second + 20*time.Millisecond).Sub(now))
+}
