@@ -63,6 +63,13 @@ func NewSessionStore(pool *redis.Pool, prefix string, absolute time.Duration, ke
 	rs.SetKeyPrefix(prefix)
 	rs.SetSerializer(recordSerializer{})
 	rs.SetMaxAge(int(absolute.Seconds()))
+	for _, codec := range rs.Codecs {
+		// The cookie carries one string: JSON costs a fraction of gob's
+		// per-call decoder on the hot path.
+		if sc, ok := codec.(*securecookie.SecureCookie); ok {
+			sc.SetSerializer(securecookie.JSONEncoder{})
+		}
+	}
 	return redisStore{rs}, rs.Codecs
 }
 

@@ -36,3 +36,35 @@ func BenchmarkMeHotPath(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoginUnknownVsWrongPassword measures POST /login through the whole
+// router with real Argon2id at the OWASP parameters: an unknown email and a
+// wrong password must cost the same (docs/benchmarks.md records the medians).
+//
+//	go test -run '^$' -bench LoginUnknownVsWrong -benchtime 30x -count 5 ./tests
+func BenchmarkLoginUnknownVsWrongPassword(b *testing.B) {
+	deps := newDeps(b, env{"ARGON2_MEMORY_KIB": "19456", "ARGON2_ITERATIONS": "2", "HASH_CONCURRENCY": "1",
+		"LOGIN_MAX_FAILURES": "1000000", "LOGIN_IP_MAX_FAILURES": "1000000"})
+	s := deps.start(b)
+	handler := buildRouter(b, s.Config, discardLogger(), s.DB, s.Redis)
+	email := uniqueEmail("timing")
+	post := func(path, body string) int {
+		req := httptest.NewRequest("POST", path, stringsReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, req)
+		return w.Code
+	}
+	if code := post("/register", `{"email":"`+email+`","password":"`+testPassword+`","name":"T"}`); code != 201 {
+		b.Fatalf("register: %d", code)
+	}
+	for _, tc := range []struct{ name, email string }{{"unknown-email", "nobody-" + email}, {"wrong-password", email}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				if code := post("/login", `{"email":"`+tc.email+`","password":"not the password"}`); code != 401 {
+					b.Fatalf("got %d, want 401", code)
+				}
+			}
+		})
+	}
+}
