@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,7 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	srv := api.NewHTTPServer(cfg.HTTPAddr, router, api.ServerTimeouts{ReadHeader: cfg.ReadHeaderTimeout,
 		Read: cfg.ReadTimeout, Write: cfg.WriteTimeout, Idle: cfg.IdleTimeout}, log)
-	return serve(ctx, srv, cfg.ShutdownTimeout, log)
+	return serve(ctx, srv, cfg.ShutdownDrain, cfg.ShutdownTimeout, log)
 }
 
 // newRouter builds the services and the router. tests/ repeats these calls.
@@ -161,9 +162,12 @@ func serveMetrics(cfg config.Config, handler http.Handler, log *slog.Logger) (st
 	return func() { _ = srv.Close() }, nil
 }
 
-// serve runs srv until ctx ends, then lets in-flight requests finish within
-// timeout before Redis and the database are closed by run's defers.
-func serve(ctx context.Context, srv *http.Server, timeout time.Duration, log *slog.Logger) error {
+// serve runs srv until ctx ends, then drains (every answer closes its
+// connection) and lets in-flight requests finish within timeout before Redis
+// and the database are closed by run's defers.
+func serve(ctx context.Context, srv *http.Server, drain, timeout time.Duration, log *slog.Logger) error {
+	var draining atomic.Bool
+	srv.Handler = api.DrainingHandler(srv.Handler, &draining)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("listening", "addr", srv.Addr)
@@ -172,9 +176,15 @@ func serve(ctx context.Context, srv *http.Server, timeout time.Duration, log *sl
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", timeout.String())
+	log.Info("shutting down", "drain", drain.String(), "timeout", timeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
+	draining.Store(true)
+	select {
+	case <-time.After(min(drain, timeout/2)):
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

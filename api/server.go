@@ -3,6 +3,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,4 +31,17 @@ func NewHTTPServer(addr string, handler http.Handler, t ServerTimeouts, log *slo
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// DrainingHandler answers with "Connection: close" once draining is set: a
+// keep-alive client finishes its current request and reconnects (to another
+// instance behind the load balancer) instead of sending one more request on a
+// connection that the shutdown is about to close as idle.
+func DrainingHandler(h http.Handler, draining *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -65,6 +65,7 @@ type Config struct {
 	DBMaxIdleConns  int
 	DBConnMaxLife   time.Duration
 	ShutdownTimeout time.Duration
+	ShutdownDrain   time.Duration
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -142,6 +143,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DBMaxIdleConns = p.positive("DATABASE_MAX_IDLE_CONNS", 10)
 	c.DBConnMaxLife = p.duration("DATABASE_CONN_MAX_LIFETIME", 30*time.Minute)
 	c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 15*time.Second)
+	c.ShutdownDrain = p.duration("SHUTDOWN_DRAIN", time.Second)
 	c.ReadHeaderTimeout = p.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second)
 	c.ReadTimeout = p.duration("HTTP_READ_TIMEOUT", 15*time.Second)
 	c.WriteTimeout = p.duration("HTTP_WRITE_TIMEOUT", 30*time.Second)

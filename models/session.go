@@ -1,6 +1,10 @@
 package models
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"time"
+)
 
 // Session is the record kept in Redis for one login, as compact JSON. It holds
 // only what the auth middleware and /me need: the user's profile copy, the
@@ -8,7 +12,7 @@ import "time"
 // cookie's, so it is not stored in the record itself.
 type Session struct {
 	ID            string `json:"-"`
-	Handle        string `json:"h"` // opaque id shown in GET /sessions
+	Handle        string `json:"-"` // SessionHandle(ID): derived, so not stored
 	UserID        string `json:"u"`
 	Email         string `json:"e"`
 	Name          string `json:"n"`
@@ -46,4 +50,12 @@ func (s *Session) Live(now time.Time, l SessionLifetimes) bool {
 // User returns the profile copy as a user. It holds the fields /me returns.
 func (s *Session) User() User {
 	return User{ID: s.UserID, Email: s.Email, Name: s.Name, Role: s.Role, CreatedAt: time.Unix(s.UserCreatedAt, 0).UTC()}
+}
+
+// SessionHandle is the opaque id of a session in GET /sessions: a one-way
+// digest of the session id, so the id cannot be derived from it. Deriving it
+// rather than storing it saves its bytes in every record.
+func SessionHandle(id string) string {
+	sum := sha256.Sum256([]byte("session-handle:" + id))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }

@@ -27,6 +27,10 @@ func (h *countingHasher) Verify(_ context.Context, pw, encoded string) (bool, bo
 }
 
 func newTestAuth(t *testing.T, hasher PasswordHasher) (*Auth, *Users) {
+	return newTestAuthWithLimit(t, hasher, 100)
+}
+
+func newTestAuthWithLimit(t *testing.T, hasher PasswordHasher, maxFailures int) (*Auth, *Users) {
 	t.Helper()
 	db, err := OpenDatabase(DatabaseOptions{SQLitePath: filepath.Join(t.TempDir(), "a.db")})
 	if err != nil {
@@ -43,7 +47,7 @@ func newTestAuth(t *testing.T, hasher PasswordHasher) (*Auth, *Users) {
 	pool := NewRedisPool(url, 4, time.Second)
 	gate := NewRedisGate(4, time.Second)
 	users := NewUsers(db, time.Second)
-	throttle := NewThrottle(pool, gate, "unit:", ThrottleLimits{LoginMaxFailures: 100, LoginIPMaxFailures: 100,
+	throttle := NewThrottle(pool, gate, "unit:", ThrottleLimits{LoginMaxFailures: maxFailures, LoginIPMaxFailures: 100,
 		LoginWindow: time.Minute, RegisterIPMax: 100, RegisterWindow: time.Minute}, time.Second)
 	return NewAuth(users, hasher, throttle, nil, commonpasswords.New(), slog.New(slog.DiscardHandler)), users
 }
@@ -109,4 +113,37 @@ func BenchmarkLoginPaths(b *testing.B) {
 			_, _, _ = h.Verify(ctx, "a guess", stored)
 		}
 	})
+}
+
+// cancelingHasher is a hasher during whose verification the client goes away.
+type cancelingHasher struct {
+	countingHasher
+	cancel context.CancelFunc
+}
+
+func (h *cancelingHasher) Verify(ctx context.Context, pw, encoded string) (bool, bool, error) {
+	h.cancel()
+	return h.countingHasher.Verify(ctx, pw, encoded)
+}
+
+// TestAbandonedCorrectLoginIsNotAFailure: a client that gives up while its
+// correct password is being verified must not leave a failure counted.
+func TestAbandonedCorrectLoginIsNotAFailure(t *testing.T) {
+	hasher := &cancelingHasher{countingHasher: countingHasher{dummy: "dummy"}}
+	auth, users := newTestAuthWithLimit(t, hasher, 1)
+	if _, err := users.Create(context.Background(), NewUser{Email: "a@example.com", Name: "A", Role: models.RoleUser, PasswordHash: "hash:right password"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		hasher.cancel = cancel
+		if _, err := auth.Login(ctx, "a@example.com", "right password", "192.0.2.9"); err != nil {
+			t.Fatalf("login %d: got %v", i, err)
+		}
+	}
+	// LoginMaxFailures is 1 here: one leftover count would throttle this.
+	hasher.cancel = func() {}
+	if _, err := auth.Login(context.Background(), "a@example.com", "right password", "192.0.2.9"); err != nil {
+		t.Fatalf("got %v after abandoned logins, want success", err)
+	}
 }

@@ -3,7 +3,6 @@ package services
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -28,6 +27,10 @@ const versionField = "#ver"
 const (
 	createScript = `
 if tonumber(redis.call('HGET', KEYS[2], '#ver') or '0') > tonumber(ARGV[5]) then return 0 end
+local index = redis.call('HGETALL', KEYS[2])
+for i = 1, #index, 2 do
+  if index[i] ~= '#ver' and redis.call('EXISTS', ARGV[7] .. index[i + 1]) == 0 then redis.call('HDEL', KEYS[2], index[i]) end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
@@ -105,7 +108,7 @@ func NewSessions(pool *redis.Pool, gate *RedisGate, prefix string, lifetimes mod
 func (s *Sessions) Lifetimes() models.SessionLifetimes { return s.lifetimes }
 
 func (s *Sessions) key(id string) string          { return s.prefix + id }
-func (s *Sessions) indexKey(userID string) string { return s.prefix + "user:" + userID }
+func (s *Sessions) indexKey(userID string) string { return s.prefix + "u:" + userID }
 
 // withConn runs fn on a pooled connection, bounding the wait for it and every
 // command by the Redis timeout. Any failure is service_unavailable.
@@ -137,12 +140,14 @@ func withRedis(ctx context.Context, pool *redis.Pool, gate *RedisGate, timeout t
 }
 
 // Create mints a fresh id and handle for rec, stores it with the TTL of its
-// earlier deadline and adds it to the user's index, in one step. It fails
+// earlier deadline and adds it to the user's index, in one step; index
+// entries whose session has expired are pruned in that step too, so the index
+// of a user who never lists sessions does not grow. It fails
 // with invalid_credentials when the user's sessions were revoked for a newer
 // version than the row the caller read (sessionVersion).
 func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersion int64) error {
 	rec.ID = newSessionID()
-	rec.Handle = newHandle()
+	rec.Handle = models.SessionHandle(rec.ID)
 	ttl := s.ttl(rec)
 	if ttl <= 0 {
 		return models.ErrNotAuthenticated
@@ -153,7 +158,7 @@ func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersi
 	}
 	err = s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
 		ok, err := redis.Int(s.create.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID),
-			body, ttl.Milliseconds(), rec.Handle, rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds()))
+			body, ttl.Milliseconds(), rec.Handle, rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds(), s.prefix))
 		if err == nil && ok == 0 {
 			return models.ErrInvalidCredentials
 		}
@@ -260,7 +265,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]models.Session, e
 				dead = append(dead, handles[i])
 				continue
 			}
-			rec.ID = index[handles[i]]
+			rec.ID, rec.Handle = index[handles[i]], handles[i]
 			out = append(out, rec)
 		}
 		if len(dead) > 0 {
@@ -282,16 +287,9 @@ func (s *Sessions) ttl(rec *models.Session) time.Duration {
 	return rec.ExpiresAt(s.lifetimes).Sub(s.now())
 }
 
-// newSessionID returns 256 random bits, base32 like redistore's own ids.
+// newSessionID returns 256 random bits in 43 base64url characters.
 func newSessionID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
-}
-
-// newHandle returns the opaque id shown in listings: random, unrelated to the session id.
-func newHandle() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }

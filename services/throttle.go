@@ -84,7 +84,9 @@ func (t *Throttle) BeginLogin(ctx context.Context, email, ip string) (*LoginAtte
 // Succeeded resets the email's count and gives the IP its attempt back.
 func (a *LoginAttempt) Succeeded(ctx context.Context) error {
 	t := a.throttle
-	return withRedis(ctx, t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
+	// The verdict is known: release even when the client has gone, or an
+	// abandoned correct login would count as a failure.
+	return withRedis(context.WithoutCancel(ctx), t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
 		_, err := t.release.DoContext(ctx, conn, 2, a.emailKey, a.ipKey, "reset")
 		return err
 	})
@@ -96,7 +98,7 @@ func (a *LoginAttempt) Succeeded(ctx context.Context) error {
 // when Redis is what failed, the count stays.
 func (a *LoginAttempt) Abandon(ctx context.Context) {
 	t := a.throttle
-	_ = withRedis(ctx, t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
+	_ = withRedis(context.WithoutCancel(ctx), t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
 		_, err := t.release.DoContext(ctx, conn, 2, a.emailKey, a.ipKey, "give-back")
 		return err
 	})

@@ -431,7 +431,7 @@ func TestRevocationMarkOutlivesAnIndexAboutToExpire(t *testing.T) {
 	email, id := s.seedUser(t, "fading", models.RoleUser, false)
 	admin.do("PATCH", "/admin/users/"+id, map[string]any{"role": "admin"}).want(t, 200) // an earlier mark
 	s.loggedIn(t, email, testPassword)
-	key := s.Config.SessionKeyPrefix + "user:" + id
+	key := s.Config.SessionKeyPrefix + "u:" + id
 	s.redisCmd(t, "PEXPIRE", key, 300)
 	admin.do("PATCH", "/admin/users/"+id, map[string]any{"disabled": true}).want(t, 200)
 	ver, _ := redis.String(s.redisCmd(t, "HGET", key, "#ver"), nil)

@@ -28,7 +28,7 @@ func (s *testServer) redisDo(t *testing.T, cmd string, args ...any) any {
 // sessionIDs returns the session ids in the user's index.
 func (s *testServer) sessionIDs(t *testing.T, userID string) []string {
 	t.Helper()
-	m, err := redis.StringMap(s.redisDo(t, "HGETALL", s.Config.SessionKeyPrefix+"user:"+userID), nil)
+	m, err := redis.StringMap(s.redisDo(t, "HGETALL", s.Config.SessionKeyPrefix+"u:"+userID), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,5 +394,25 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"route":"/me"`) || !strings.Contains(logs, `"request_id"`) {
 		t.Fatal("no request line for /me")
+	}
+}
+
+// TestLoginPrunesExpiredIndexEntries: the index of a user who never lists
+// sessions must not grow with sessions that expired.
+func TestLoginPrunesExpiredIndexEntries(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, env{"SESSION_IDLE_TIMEOUT": "1s", "SESSION_TOUCH_INTERVAL": "100ms", "SESSION_ABSOLUTE_TIMEOUT": "1h"})
+	email := uniqueEmail("prune")
+	id := s.newClient(t).register(email)["id"].(string)
+	for i := 0; i < 3; i++ {
+		s.newClient(t).login(email, testPassword).want(t, 200)
+	}
+	if n := len(s.sessionIDs(t, id)); n != 4 {
+		t.Fatalf("got %d index entries, want 4", n)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	s.newClient(t).login(email, testPassword).want(t, 200)
+	if n := len(s.sessionIDs(t, id)); n != 1 {
+		t.Fatalf("got %d index entries after the others expired, want 1", n)
 	}
 }

@@ -112,7 +112,7 @@ func (s *testServer) redisCmd(t *testing.T, cmd string, args ...any) any {
 // userIndex returns the user's index (handle -> session id), '#ver' left out.
 func (s *testServer) userIndex(t *testing.T, userID string) map[string]string {
 	t.Helper()
-	m, err := redis.StringMap(s.redisCmd(t, "HGETALL", s.Config.SessionKeyPrefix+"user:"+userID), nil)
+	m, err := redis.StringMap(s.redisCmd(t, "HGETALL", s.Config.SessionKeyPrefix+"u:"+userID), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +145,7 @@ func (s *testServer) sessionKeysOf(t *testing.T, userID string) map[string]model
 			}
 			var rec models.Session
 			if json.Unmarshal(body, &rec) == nil && rec.UserID == userID {
+				rec.ID, rec.Handle = id, models.SessionHandle(id)
 				out[id] = rec
 			}
 		}

@@ -124,7 +124,7 @@ func TestSessionsListReadsTheIndexAndPrunesDeadEntries(t *testing.T) {
 	rec.Handle = "orphanOrphanOrphan0000"
 	orphan, _ := json.Marshal(rec)
 	s.redisCmd(t, "SET", prefix+"ORPHAN"+randomHex(8), orphan, "EX", 600)
-	s.redisCmd(t, "HSET", prefix+"user:"+userID, "danglingDanglingDangle", "NOSUCHSESSION")
+	s.redisCmd(t, "HSET", prefix+"u:"+userID, "danglingDanglingDangle", "NOSUCHSESSION")
 	s.redisCmd(t, "PEXPIRE", prefix+index[doomedHandle], 1) // as if its TTL ran out
 	time.Sleep(50 * time.Millisecond)
 
