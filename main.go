@@ -50,7 +50,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	logOut := newBufferedLog(stderr)
+	defer logOut.Close()
+	log := newLogger(logOut, cfg.LogLevel)
 	gin.SetMode(gin.ReleaseMode)
 
 	db, err := services.OpenDatabase(services.DatabaseOptions{URL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath,

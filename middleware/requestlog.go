@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,12 +21,16 @@ const (
 // RequestID takes a sane X-Request-Id from the request or makes one, and
 // echoes it in the response.
 func RequestID() gin.HandlerFunc {
+	// A random per-process prefix and a counter: unique across instances
+	// without a random read per request.
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	prefix := hex.EncodeToString(b) + "-"
+	var counter atomic.Uint64
 	return func(c *gin.Context) {
 		id := c.GetHeader(requestIDHdr)
 		if !saneRequestID(id) {
-			b := make([]byte, 12)
-			_, _ = rand.Read(b)
-			id = hex.EncodeToString(b)
+			id = prefix + strconv.FormatUint(counter.Add(1), 36)
 		}
 		c.Set(requestIDKey, id)
 		c.Header(requestIDHdr, id)

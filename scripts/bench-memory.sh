@@ -56,9 +56,9 @@ echo "MEMORY used_memory grew $((m1 - m0)) bytes for $SESSIONS sessions: $(( (m1
 
 # one clone's keys
 # (sed -n 1p reads to the end: no SIGPIPE under pipefail)
-rec=$("${RP[@]}" --scan --pattern "${PRODUCT_PREFIX}*" | grep -E "^${PRODUCT_PREFIX}[A-Z2-7]{40,}\$" | sed -n 1p)
-idx=$("${RP[@]}" --scan --pattern "${PRODUCT_PREFIX}user:*" | sed -n 1p)
-echo "other keys under the prefix: $("${RP[@]}" --scan --pattern "${PRODUCT_PREFIX}*" | grep -vE "^${PRODUCT_PREFIX}([A-Z2-7]{40,}|user:.*)\$" | tr '\n' ' ')"
+rec=$("${RP[@]}" --scan --pattern "${PRODUCT_PREFIX}*" | grep -E "^${PRODUCT_PREFIX}[A-Za-z0-9_-]{40,}\$" | sed -n 1p)
+idx=$("${RP[@]}" --scan --pattern "${PRODUCT_PREFIX}u:*" | sed -n 1p)
+echo "other keys under the prefix: $("${RP[@]}" --scan --pattern "${PRODUCT_PREFIX}*" | grep -vE "^${PRODUCT_PREFIX}([A-Za-z0-9_-]{40,}|u:.*)\$" | tr '\n' ' ')"
 echo "one clone: record $rec: MEMORY USAGE $("${RP[@]}" memory usage "$rec") B, STRLEN $("${RP[@]}" strlen "$rec") B, TTL $("${RP[@]}" ttl "$rec") s"
 echo "           index  ${idx:-none}: MEMORY USAGE $("${RP[@]}" memory usage "$idx" 2>/dev/null) B, $("${RP[@]}" type "$idx") of $("${RP[@]}" hlen "$idx" 2>/dev/null) fields, TTL $("${RP[@]}" ttl "$idx") s"
 
