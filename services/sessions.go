@@ -148,13 +148,9 @@ func withRedis(ctx context.Context, pool *redis.Pool, gate *RedisGate, timeout t
 func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersion int64) error {
 	rec.ID = newSessionID()
 	rec.Handle = models.SessionHandle(rec.ID)
-	ttl := s.ttl(rec)
-	if ttl <= 0 {
-		return models.ErrNotAuthenticated
-	}
-	body, err := json.Marshal(rec)
+	body, ttl, err := s.encode(rec)
 	if err != nil {
-		return fmt.Errorf("encode session: %w", err)
+		return err
 	}
 	err = s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
 		ok, err := redis.Int(s.create.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID),
@@ -173,13 +169,9 @@ func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersi
 // Update rewrites rec only if it still exists (SET XX), so a slide written by
 // a request in flight never brings back a session revoked meanwhile.
 func (s *Sessions) Update(ctx context.Context, rec *models.Session) error {
-	ttl := s.ttl(rec)
-	if ttl <= 0 {
-		return models.ErrNotAuthenticated
-	}
-	body, err := json.Marshal(rec)
+	body, ttl, err := s.encode(rec)
 	if err != nil {
-		return fmt.Errorf("encode session: %w", err)
+		return err
 	}
 	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
 		_, err := redis.DoContext(conn, ctx, "SET", s.key(rec.ID), body, "PX", ttl.Milliseconds(), "XX")
@@ -280,6 +272,20 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]models.Session, e
 		return out[i].Handle > out[j].Handle
 	})
 	return out, err
+}
+
+// encode returns the record's JSON and its TTL, the time to the earlier of
+// its two deadlines; a record past them is not_authenticated.
+func (s *Sessions) encode(rec *models.Session) ([]byte, time.Duration, error) {
+	ttl := s.ttl(rec)
+	if ttl <= 0 {
+		return nil, 0, models.ErrNotAuthenticated
+	}
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return nil, 0, fmt.Errorf("encode session: %w", err)
+	}
+	return body, ttl, nil
 }
 
 // ttl is the time to the earlier of the record's two deadlines.

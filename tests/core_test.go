@@ -13,30 +13,12 @@ import (
 	"github.com/sessionauth/api/models"
 )
 
-// redisDo runs one command on the server's Redis.
-func (s *testServer) redisDo(t *testing.T, cmd string, args ...any) any {
-	t.Helper()
-	conn := s.Redis.Get()
-	defer conn.Close()
-	v, err := conn.Do(cmd, args...)
-	if err != nil {
-		t.Fatalf("redis %s: %v", cmd, err)
-	}
-	return v
-}
-
 // sessionIDs returns the session ids in the user's index.
 func (s *testServer) sessionIDs(t *testing.T, userID string) []string {
 	t.Helper()
-	m, err := redis.StringMap(s.redisDo(t, "HGETALL", s.Config.SessionKeyPrefix+"u:"+userID), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ids []string
-	for field, id := range m {
-		if !strings.HasPrefix(field, "#") {
-			ids = append(ids, id)
-		}
+	for _, id := range s.userIndex(t, userID) {
+		ids = append(ids, id)
 	}
 	return ids
 }
@@ -216,7 +198,7 @@ func TestLoginMintsNewSessionID(t *testing.T) {
 	if len(newIDs) != 2 || newIDs[0] == oldIDs[0] || newIDs[1] == oldIDs[0] {
 		t.Fatalf("got victim sessions %v, want two fresh ids, none %v", newIDs, oldIDs)
 	}
-	if n, _ := redis.Int(s.redisDo(t, "EXISTS", s.Config.SessionKeyPrefix+oldIDs[0]), nil); n != 0 {
+	if n, _ := redis.Int(s.redisCmd(t, "EXISTS", s.Config.SessionKeyPrefix+oldIDs[0]), nil); n != 0 {
 		t.Fatal("the planted session's key exists again")
 	}
 	victim.do("GET", "/me", nil).want(t, 200)
@@ -269,11 +251,11 @@ func TestRedisKeyPerSessionWithTTLAndNoKeyAfterLogout(t *testing.T) {
 		t.Fatalf("got %d sessions in the index, want 1", len(ids))
 	}
 	key := s.Config.SessionKeyPrefix + ids[0]
-	ttl, _ := redis.Int(s.redisDo(t, "TTL", key), nil)
+	ttl, _ := redis.Int(s.redisCmd(t, "TTL", key), nil)
 	if ttl < 3590 || ttl > 3600 {
 		t.Fatalf("got TTL %d, want the idle timeout (3600)", ttl)
 	}
-	raw, _ := redis.Bytes(s.redisDo(t, "GET", key), nil)
+	raw, _ := redis.Bytes(s.redisCmd(t, "GET", key), nil)
 	var rec map[string]any
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		t.Fatalf("record is not JSON: %q", raw)
@@ -285,7 +267,7 @@ func TestRedisKeyPerSessionWithTTLAndNoKeyAfterLogout(t *testing.T) {
 		t.Fatalf("got created %T, want a number", rec["c"])
 	}
 	c.do("POST", "/logout", nil).want(t, 200)
-	if n, _ := redis.Int(s.redisDo(t, "EXISTS", key), nil); n != 0 {
+	if n, _ := redis.Int(s.redisCmd(t, "EXISTS", key), nil); n != 0 {
 		t.Fatal("session key still in Redis after logout")
 	}
 	if len(s.sessionIDs(t, id)) != 0 {
@@ -311,7 +293,7 @@ func TestAbsoluteTimeoutEndsActiveSession(t *testing.T) {
 	s := newServer(t, env{"SESSION_IDLE_TIMEOUT": "20s", "SESSION_TOUCH_INTERVAL": "1s", "SESSION_ABSOLUTE_TIMEOUT": "3s"})
 	c := s.newClient(t)
 	id := c.register(uniqueEmail("abs"))["id"].(string)
-	ttl, _ := redis.Int64(s.redisDo(t, "PTTL", s.Config.SessionKeyPrefix+s.sessionIDs(t, id)[0]), nil)
+	ttl, _ := redis.Int64(s.redisCmd(t, "PTTL", s.Config.SessionKeyPrefix+s.sessionIDs(t, id)[0]), nil)
 	if ttl > 3000 || ttl < 2000 {
 		t.Fatalf("got PTTL %d, want the absolute deadline (3 s) as the earlier one", ttl)
 	}
