@@ -26,7 +26,7 @@ trap 'exit 130' INT TERM
 tmp="$(mktemp -d)"
 
 OTHER_SESSIONS="${OTHER_SESSIONS:-200000}"
-REPEATS="${REPEATS:-20}"
+REPEATS="${REPEATS:-60}"
 PER_CALL="${SESSIONS_PER_CALL:-3}"
 USER_A=logout-all-a@example.com
 TEMPLATE=logout-all-template@example.com
