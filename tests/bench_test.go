@@ -2,6 +2,7 @@ package tests
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -15,7 +16,7 @@ func BenchmarkMeHotPath(b *testing.B) {
 	s := deps.start(b)
 	handler := buildRouter(b, s.Config, discardLogger(), s.DB, s.Redis)
 
-	reg := httptest.NewRequest("POST", "/register", stringsReader(`{"email":"`+uniqueEmail("bench")+`","password":"`+testPassword+`","name":"B"}`))
+	reg := httptest.NewRequest("POST", "/register", strings.NewReader(`{"email":"`+uniqueEmail("bench")+`","password":"`+testPassword+`","name":"B"}`))
 	reg.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, reg)
@@ -49,7 +50,7 @@ func BenchmarkLoginUnknownVsWrongPassword(b *testing.B) {
 	handler := buildRouter(b, s.Config, discardLogger(), s.DB, s.Redis)
 	email := uniqueEmail("timing")
 	post := func(path, body string) int {
-		req := httptest.NewRequest("POST", path, stringsReader(body))
+		req := httptest.NewRequest("POST", path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
 		handler.ServeHTTP(w, req)

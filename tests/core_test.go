@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -117,7 +118,7 @@ func TestContractErrors(t *testing.T) {
 func TestChunkedBodyOverLimitIs413(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, nil)
-	pr, pw := ioPipe()
+	pr, pw := io.Pipe()
 	go func() {
 		_, _ = pw.Write([]byte(`{"email":"a@b.c","password":"`))
 		for i := 0; i < 70; i++ {
