@@ -36,9 +36,9 @@ func handleListSessions(sessions *services.Sessions) gin.HandlerFunc {
 		out := sessionsResponse{Sessions: make([]sessionResponse, 0, len(list))}
 		for _, s := range list {
 			out.Sessions = append(out.Sessions, sessionResponse{
-				ID: s.Handle, CreatedAt: unixTime(s.CreatedAt), LastSeenAt: unixTime(s.LastSeenAt),
+				ID: s.Handle(), CreatedAt: unixTime(s.CreatedAt), LastSeenAt: unixTime(s.LastSeenAt),
 				ExpiresAt: formatTime(s.ExpiresAt(sessions.Lifetimes())), IP: s.IP, UserAgent: s.UserAgent,
-				Current: s.Handle == current.Handle,
+				Current: s.ID == current.ID,
 			})
 		}
 		c.JSON(http.StatusOK, out)
@@ -64,7 +64,7 @@ func handleDeleteSession(sessions *services.Sessions, sess *middleware.Sessions,
 			_ = c.Error(models.ErrNotFound)
 			return
 		}
-		if handle == current.Handle {
+		if handle == current.Handle() {
 			sess.ExpireCookie(c)
 		}
 		securityEvent(c, log, "session_revoked", current.UserID)

@@ -61,10 +61,10 @@ func Errors(log *slog.Logger) gin.HandlerFunc {
 		err := c.Errors.Last().Err
 		var coded *models.Error
 		if !errors.As(err, &coded) {
-			log.ErrorContext(c.Request.Context(), "internal error", "request_id", requestIDOf(c), "err", err)
+			log.ErrorContext(c.Request.Context(), "internal error", "request_id", RequestIDOf(c), "err", err)
 			coded = models.ErrInternal
 		} else if coded.Dependency != "" {
-			log.WarnContext(c.Request.Context(), "dependency unavailable", "request_id", requestIDOf(c),
+			log.WarnContext(c.Request.Context(), "dependency unavailable", "request_id", RequestIDOf(c),
 				"dependency", coded.Dependency, "err", err)
 		}
 		status := StatusOf(coded.Code)
@@ -84,7 +84,7 @@ func Recover(log *slog.Logger) gin.HandlerFunc {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				log.ErrorContext(c.Request.Context(), "panic", "request_id", requestIDOf(c), "panic", p)
+				log.ErrorContext(c.Request.Context(), "panic", "request_id", RequestIDOf(c), "panic", p)
 				_ = c.Error(errors.New("panic recovered"))
 				c.Abort()
 			}

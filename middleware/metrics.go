@@ -88,14 +88,11 @@ func (m *Metrics) Observe() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		route := c.FullPath()
-		if route == "" {
-			route = "unmatched"
-		}
+		route := routeOf(c)
 		status := c.Writer.Status()
-		labels := prometheus.Labels{"method": methodLabel(c.Request.Method), "route": route, "status": strconv.Itoa(status)}
-		m.requests.With(labels).Inc()
-		m.latency.With(labels).Observe(time.Since(start).Seconds())
+		method, code := methodLabel(c.Request.Method), strconv.Itoa(status)
+		m.requests.WithLabelValues(method, route, code).Inc()
+		m.latency.WithLabelValues(method, route, code).Observe(time.Since(start).Seconds())
 		var coded *models.Error
 		if len(c.Errors) > 0 {
 			errors.As(c.Errors.Last().Err, &coded)

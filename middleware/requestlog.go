@@ -53,9 +53,16 @@ func saneRequestID(id string) bool {
 }
 
 // RequestIDOf returns the request's id.
-func RequestIDOf(c *gin.Context) string { return requestIDOf(c) }
+func RequestIDOf(c *gin.Context) string { return c.GetString(requestIDKey) }
 
-func requestIDOf(c *gin.Context) string { return c.GetString(requestIDKey) }
+// routeOf is the matched route pattern (never the raw path, which would make
+// a log value or metric series per id), or "unmatched".
+func routeOf(c *gin.Context) string {
+	if route := c.FullPath(); route != "" {
+		return route
+	}
+	return "unmatched"
+}
 
 // RequestLog writes one structured line per request: method, route, status,
 // duration, user id and request id. Never a cookie, a body or a session id.
@@ -63,10 +70,6 @@ func RequestLog(log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		route := c.FullPath()
-		if route == "" {
-			route = "unmatched"
-		}
 		status := c.Writer.Status()
 		level := slog.LevelInfo
 		if status >= 500 {
@@ -74,12 +77,12 @@ func RequestLog(log *slog.Logger) gin.HandlerFunc {
 		}
 		log.LogAttrs(c.Request.Context(), level, "request",
 			slog.String("method", c.Request.Method),
-			slog.String("route", route),
+			slog.String("route", routeOf(c)),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.String("user_id", c.GetString(currentUserID)),
 			slog.String("ip", c.ClientIP()),
-			slog.String("request_id", requestIDOf(c)),
+			slog.String("request_id", RequestIDOf(c)),
 		)
 	}
 }

@@ -183,7 +183,7 @@ func (m *Sessions) load(c *gin.Context) (*models.Session, error) {
 	if rec == nil {
 		return nil, nil
 	}
-	rec.ID, rec.Handle = session.ID(), models.SessionHandle(session.ID())
+	rec.ID = session.ID()
 	now := m.now()
 	if !rec.Live(now, m.lifetimes) {
 		return nil, nil

@@ -12,7 +12,6 @@ import (
 // cookie's, so it is not stored in the record itself.
 type Session struct {
 	ID            string `json:"-"`
-	Handle        string `json:"-"` // SessionHandle(ID): derived, so not stored
 	UserID        string `json:"u"`
 	Email         string `json:"e"`
 	Name          string `json:"n"`
@@ -51,6 +50,10 @@ func (s *Session) Live(now time.Time, l SessionLifetimes) bool {
 func (s *Session) User() User {
 	return User{ID: s.UserID, Email: s.Email, Name: s.Name, Role: s.Role, CreatedAt: time.Unix(s.UserCreatedAt, 0).UTC()}
 }
+
+// Handle is the session's opaque id in GET /sessions, derived from ID only
+// where a listing or a revocation needs it (never on the /me path).
+func (s *Session) Handle() string { return SessionHandle(s.ID) }
 
 // SessionHandle is the opaque id of a session in GET /sessions: a one-way
 // digest of the session id, so the id cannot be derived from it. Deriving it

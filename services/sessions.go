@@ -147,14 +147,13 @@ func withRedis(ctx context.Context, pool *redis.Pool, gate *RedisGate, timeout t
 // version than the row the caller read (sessionVersion).
 func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersion int64) error {
 	rec.ID = newSessionID()
-	rec.Handle = models.SessionHandle(rec.ID)
 	body, ttl, err := s.encode(rec)
 	if err != nil {
 		return err
 	}
 	err = s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
 		ok, err := redis.Int(s.create.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID),
-			body, ttl.Milliseconds(), rec.Handle, rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds(), s.prefix))
+			body, ttl.Milliseconds(), rec.Handle(), rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds(), s.prefix))
 		if err == nil && ok == 0 {
 			return models.ErrInvalidCredentials
 		}
@@ -185,7 +184,7 @@ func (s *Sessions) Update(ctx context.Context, rec *models.Session) error {
 // Delete removes one session and its index entry.
 func (s *Sessions) Delete(ctx context.Context, rec *models.Session) error {
 	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
-		n, err := redis.Int(s.deleteOne.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID), rec.Handle))
+		n, err := redis.Int(s.deleteOne.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID), rec.Handle()))
 		s.counter.SessionsRevoked(n)
 		return err
 	})
@@ -257,7 +256,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]models.Session, e
 				dead = append(dead, handles[i])
 				continue
 			}
-			rec.ID, rec.Handle = index[handles[i]], handles[i]
+			rec.ID = index[handles[i]]
 			out = append(out, rec)
 		}
 		if len(dead) > 0 {
@@ -269,7 +268,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]models.Session, e
 		if out[i].CreatedAt != out[j].CreatedAt {
 			return out[i].CreatedAt > out[j].CreatedAt
 		}
-		return out[i].Handle > out[j].Handle
+		return out[i].ID > out[j].ID
 	})
 	return out, err
 }

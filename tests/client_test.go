@@ -126,6 +126,19 @@ func (c *client) setSessionCookie(value string) {
 	c.http.Jar.SetCookies(u, []*http.Cookie{{Name: c.srv.Config.SessionCookieName, Value: value, Path: "/"}})
 }
 
+// registeredClients registers n users, each logged in with a client of its own.
+func (s *testServer) registeredClients(t *testing.T, n int, name string) ([]*client, []string) {
+	t.Helper()
+	clients := make([]*client, n)
+	emails := make([]string, n)
+	for i := range clients {
+		clients[i] = s.newClient(t)
+		emails[i] = uniqueEmail(name)
+		clients[i].register(emails[i])
+	}
+	return clients, emails
+}
+
 // newAdmin registers a user, makes them admin in the database and logs in.
 func (s *testServer) newAdmin(t *testing.T) (*client, string) {
 	t.Helper()

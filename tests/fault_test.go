@@ -328,13 +328,7 @@ func TestRedisProcessFaults(t *testing.T) {
 	bound := outageBound(timeout)
 
 	const users = 6
-	clients := make([]*client, users)
-	emails := make([]string, users)
-	for i := range clients {
-		clients[i] = s.newClient(t)
-		emails[i] = uniqueEmail("fault")
-		clients[i].register(emails[i])
-	}
+	clients, emails := s.registeredClients(t, users, "fault")
 	gone := s.newClient(t)
 	gone.register(uniqueEmail("gone"))
 	goneCookie := gone.sessionCookie().Value

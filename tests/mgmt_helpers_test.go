@@ -145,7 +145,7 @@ func (s *testServer) sessionKeysOf(t *testing.T, userID string) map[string]model
 			}
 			var rec models.Session
 			if json.Unmarshal(body, &rec) == nil && rec.UserID == userID {
-				rec.ID, rec.Handle = id, models.SessionHandle(id)
+				rec.ID = id
 				out[id] = rec
 			}
 		}
@@ -166,13 +166,13 @@ func (s *testServer) checkIndexConsistent(t *testing.T, userID string) map[strin
 		rec, ok := keys[id]
 		if !ok {
 			t.Errorf("index entry %s points at no session", handle)
-		} else if rec.Handle != handle {
-			t.Errorf("index entry %s points at the session of handle %s", handle, rec.Handle)
+		} else if rec.Handle() != handle {
+			t.Errorf("index entry %s points at the session of handle %s", handle, rec.Handle())
 		}
 	}
 	for id, rec := range keys {
-		if index[rec.Handle] != id {
-			t.Errorf("session of handle %s is missing from the index", rec.Handle)
+		if index[rec.Handle()] != id {
+			t.Errorf("session of handle %s is missing from the index", rec.Handle())
 		}
 	}
 	return keys

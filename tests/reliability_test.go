@@ -197,13 +197,7 @@ func TestRedisRestartAnswersNo503(t *testing.T) {
 	t.Parallel()
 	s, proxy := newProxiedServer(t, env{"REDIS_TIMEOUT": "500ms"})
 	const users = 16
-	clients := make([]*client, users)
-	emails := make([]string, users)
-	for i := range clients {
-		clients[i] = s.newClient(t)
-		emails[i] = uniqueEmail("restart")
-		clients[i].register(emails[i])
-	}
+	clients, emails := s.registeredClients(t, users, "restart")
 	fillPool(t, s, 8)
 	idle := s.Redis.Stats().IdleCount
 

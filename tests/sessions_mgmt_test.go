@@ -121,9 +121,9 @@ func TestSessionsListReadsTheIndexAndPrunesDeadEntries(t *testing.T) {
 	if err := json.Unmarshal(body, &rec); err != nil {
 		t.Fatal(err)
 	}
-	rec.Handle = "orphanOrphanOrphan0000"
+	rec.ID = "ORPHAN" + randomHex(8)
 	orphan, _ := json.Marshal(rec)
-	s.redisCmd(t, "SET", prefix+"ORPHAN"+randomHex(8), orphan, "EX", 600)
+	s.redisCmd(t, "SET", prefix+rec.ID, orphan, "EX", 600)
 	s.redisCmd(t, "HSET", prefix+"u:"+userID, "danglingDanglingDangle", "NOSUCHSESSION")
 	s.redisCmd(t, "PEXPIRE", prefix+index[doomedHandle], 1) // as if its TTL ran out
 	time.Sleep(50 * time.Millisecond)
@@ -133,7 +133,7 @@ func TestSessionsListReadsTheIndexAndPrunesDeadEntries(t *testing.T) {
 		t.Fatalf("got %d sessions %v, want the 2 live ones from the index", len(list), list)
 	}
 	for _, sess := range list {
-		if h := sess["id"]; h == rec.Handle || h == doomedHandle || h == "danglingDanglingDangle" {
+		if h := sess["id"]; h == rec.Handle() || h == doomedHandle || h == "danglingDanglingDangle" {
 			t.Fatalf("got session %v in the listing, want only live indexed ones", h)
 		}
 	}
