@@ -7,33 +7,40 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
 
-	"gorm.io/gorm"
+	"golang.org/x/term"
 
+	"github.com/sessionauth/api/api"
 	"github.com/sessionauth/api/config"
 	"github.com/sessionauth/api/models"
 	"github.com/sessionauth/api/services"
-	"github.com/sessionauth/api/services/commonpasswords"
 )
 
-// runCommand runs the migrate and create-user subcommands.
-func runCommand(ctx context.Context, args []string, cfg config.Config, db *gorm.DB, stdin io.Reader, stdout io.Writer) error {
+// runCommand runs the migrate and create-user subcommands on the same
+// application main serves. Only errors are logged: a command's warnings
+// (development defaults) would drown its one line of output.
+func runCommand(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stdin io.Reader, stdout, stderr io.Writer) error {
+	log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	switch args[0] {
 	case "migrate":
-		if err := services.Migrate(ctx, db); err != nil {
+		app, err := openMigrated(ctx, cfg, log)
+		if err != nil {
 			return err
 		}
+		app.Close()
 		fmt.Fprintln(stdout, "migrations applied")
 		return nil
 	case "create-user":
-		return createUser(ctx, args[1:], cfg, db, stdin, stdout)
+		return createUser(ctx, args[1:], cfg, log, stdin, stdout, stderr)
 	default:
 		return fmt.Errorf("unknown command %q (want migrate or create-user)", args[0])
 	}
 }
 
-func createUser(ctx context.Context, args []string, cfg config.Config, db *gorm.DB, stdin io.Reader, stdout io.Writer) error {
+func createUser(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stdin io.Reader, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("create-user", flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	email := flags.String("email", "", "email")
@@ -46,26 +53,21 @@ func createUser(ctx context.Context, args []string, cfg config.Config, db *gorm.
 	if !*fromStdin {
 		return errors.New("create-user: --password-stdin is required (the password is read from standard input)")
 	}
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	password, err := readPassword(stdin, stderr)
+	if err != nil {
 		return fmt.Errorf("create-user: read password: %w", err)
 	}
 	in := services.Registration{Email: services.NormalizeEmail(*email), Name: strings.TrimSpace(*name),
-		Password: strings.TrimRight(line, "\r\n"), Role: models.Role(*role)}
+		Password: password, Role: models.Role(*role)}
 	if err := services.ValidateRegistration(in); err != nil {
 		return fmt.Errorf("create-user: %w", err)
 	}
-	if err := services.Migrate(ctx, db); err != nil {
-		return err
-	}
-	hasher, err := services.NewHasher(services.Argon2Params{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations,
-		Parallelism: cfg.Argon2Parallelism}, 1, cfg.HashWait)
+	app, err := openMigrated(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	users := services.NewUsers(db, cfg.DatabaseTimeout)
-	auth := services.NewAuth(users, hasher, nil, nil, commonpasswords.New(), nil)
-	user, err := services.NewAdmin(users, auth, nil).CreateUser(ctx, in)
+	defer app.Close()
+	user, err := app.Admin.CreateUser(ctx, in)
 	if errors.Is(err, models.ErrEmailTaken) {
 		return fmt.Errorf("create-user: email %s is already taken", in.Email)
 	}
@@ -80,4 +82,34 @@ func createUser(ctx context.Context, args []string, cfg config.Config, db *gorm.
 	}
 	fmt.Fprintln(stdout, user.ID)
 	return nil
+}
+
+// openMigrated builds the application for a command and applies the schema.
+func openMigrated(ctx context.Context, cfg config.Config, log *slog.Logger) (*api.App, error) {
+	app, err := api.New(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := app.Migrate(ctx); err != nil {
+		app.Close()
+		return nil, err
+	}
+	return app, nil
+}
+
+// readPassword reads one line of stdin. On a terminal it prompts on stderr
+// and reads without echo, so the password is neither shown nor left on the
+// screen; from a pipe (scripts) it reads the line as it is.
+func readPassword(stdin io.Reader, prompt io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(prompt, "Password: ")
+		line, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(prompt)
+		return string(line), err
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }

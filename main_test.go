@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
 )
 
 func TestCommands(t *testing.T) {
@@ -55,4 +60,94 @@ func TestProductionRefusesToStartWithWeakSettings(t *testing.T) {
 	if err == nil || strings.Count(err.Error(), "\n") < 3 {
 		t.Fatalf("got %v, want one line per problem", err)
 	}
+}
+
+// TestCreateUserPromptsOnATerminalWithoutEcho runs create-user with a
+// pseudo-terminal as stdin: it must prompt, and the typed password must not
+// come back as echo.
+func TestCreateUserPromptsOnATerminalWithoutEcho(t *testing.T) {
+	ptmx, tty := openPTY(t)
+	const password = "a secret typed passphrase"
+	settings := map[string]string{"SQLITE_PATH": filepath.Join(t.TempDir(), "app.db"), "ARGON2_MEMORY_KIB": "64", "ARGON2_ITERATIONS": "1"}
+	var out bytes.Buffer
+	var errOut lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"create-user", "--email", "tty@example.com", "--name", "T", "--role", "user", "--password-stdin"},
+			func(k string) string { return settings[k] }, tty, &out, &errOut)
+	}()
+	echoed := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		var seen strings.Builder
+		for { // ends when the terminal side is closed (EIO)
+			n, err := ptmx.Read(buf)
+			seen.Write(buf[:n])
+			if err != nil {
+				echoed <- seen.String()
+				return
+			}
+		}
+	}()
+	for !strings.Contains(errOut.String(), "Password:") {
+		select {
+		case err := <-done:
+			t.Fatalf("create-user ended before prompting: %v, stderr %q", err, errOut.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if _, err := ptmx.Write([]byte(password + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("create-user: %v", err)
+	}
+	if uuid.Validate(strings.TrimSpace(out.String())) != nil {
+		t.Fatalf("got %q, want the new user's id", out.String())
+	}
+	_ = tty.Close()
+	if got := <-echoed; strings.Contains(got, password) {
+		t.Fatalf("the terminal echoed the password: %q", got)
+	}
+}
+
+// openPTY opens a pseudo-terminal pair: the controlling side and the terminal.
+func openPTY(t *testing.T) (ptmx, tty *os.File) {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { _ = ptmx.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tty.Close() })
+	return ptmx, tty
+}
+
+// lockedBuffer is a bytes.Buffer read while another goroutine writes it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

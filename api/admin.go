@@ -83,7 +83,7 @@ func handleCreateUser(v *validator.Validate, admin *services.Admin, log *slog.Lo
 	}
 }
 
-func handlePatchUser(v *validator.Validate, admin *services.Admin, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+func handlePatchUser(v *validator.Validate, admin *services.Admin, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req patchUserRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -115,7 +115,7 @@ func handlePatchUser(v *validator.Validate, admin *services.Admin, sess *middlew
 	}
 }
 
-func handleAdminLogoutAll(admin *services.Admin, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+func handleAdminLogoutAll(admin *services.Admin, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		revoked, err := admin.LogoutUser(c.Request.Context(), c.Param("id"))
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/sessionauth/api/services"
 )
 
-func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if !enabled { // answered before the body is read
 			_ = c.Error(models.ErrRegistrationDisabled)
@@ -36,7 +36,7 @@ func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, se
 	}
 }
 
-func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req credentialsRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -57,7 +57,7 @@ func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.Se
 	}
 }
 
-func handleLogout(sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+func handleLogout(sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		rec := middleware.CurrentSession(c)
 		if err := sess.Logout(c); err != nil {
@@ -71,7 +71,7 @@ func handleLogout(sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-func handleLogoutAll(sessions *services.Sessions, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+func handleLogoutAll(sessions *services.SessionStore, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		rec := middleware.CurrentSession(c)
 		revoked, err := sessions.RevokeUser(c.Request.Context(), rec.UserID, 0)
@@ -92,7 +92,7 @@ func handleMe() gin.HandlerFunc {
 	}
 }
 
-func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req passwordRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -116,7 +116,7 @@ func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *midd
 	}
 }
 
-func handleReauth(v *validator.Validate, auth *services.Auth, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+func handleReauth(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req reauthRequest
 		if err := bindJSON(c, v, &req); err != nil {

@@ -15,13 +15,13 @@ import (
 	"github.com/sessionauth/api/services"
 )
 
-// Deps is everything the router needs, built once in main's run.
+// Deps is everything the router needs, built once by New.
 type Deps struct {
 	Log                 *slog.Logger
 	Auth                *services.Auth
 	Admin               *services.Admin
-	Sessions            *services.Sessions
-	SessionMiddleware   *middleware.Sessions
+	SessionStore        *services.SessionStore
+	SessionManager      *middleware.SessionManager
 	Ready               map[string]Pinger
 	CORSAllowedOrigins  []string
 	TrustedProxies      []string
@@ -72,7 +72,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 // addRoutes shows the whole API: public, authenticated, admin.
 func addRoutes(r *gin.Engine, d Deps) {
 	v := newValidator()
-	sess := d.SessionMiddleware
+	sess := d.SessionManager
 	log := d.Log
 
 	r.GET("/healthz", handleHealthz())
@@ -89,9 +89,9 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	authed := r.Group("/", sess.Middleware(), sess.RequireAuth())
 	authed.GET("/me", handleMe())
-	authed.POST("/logout-all", handleLogoutAll(d.Sessions, sess, log))
-	authed.GET("/sessions", handleListSessions(d.Sessions))
-	authed.DELETE("/sessions/:id", handleDeleteSession(d.Sessions, sess, log))
+	authed.POST("/logout-all", handleLogoutAll(d.SessionStore, sess, log))
+	authed.GET("/sessions", handleListSessions(d.SessionStore))
+	authed.DELETE("/sessions/:id", handleDeleteSession(d.SessionStore, sess, log))
 	authed.POST("/password", handleChangePassword(v, d.Auth, sess, log))
 	authed.POST("/reauth", handleReauth(v, d.Auth, sess, log))
 

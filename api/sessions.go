@@ -25,7 +25,7 @@ type sessionsResponse struct {
 	Sessions []sessionResponse `json:"sessions"`
 }
 
-func handleListSessions(sessions *services.Sessions) gin.HandlerFunc {
+func handleListSessions(sessions *services.SessionStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		current := middleware.CurrentSession(c)
 		list, err := sessions.List(c.Request.Context(), current.UserID)
@@ -47,7 +47,7 @@ func handleListSessions(sessions *services.Sessions) gin.HandlerFunc {
 
 // handleDeleteSession revokes one of the caller's sessions by handle; a
 // handle that is not the caller's is 404, whoever it belongs to.
-func handleDeleteSession(sessions *services.Sessions, sess *middleware.Sessions, log *slog.Logger) gin.HandlerFunc {
+func handleDeleteSession(sessions *services.SessionStore, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		current := middleware.CurrentSession(c)
 		handle := c.Param("id")

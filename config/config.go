@@ -19,62 +19,121 @@ import (
 // ExampleSecret is the SESSION_SECRET shipped in .env.example; production refuses it.
 const ExampleSecret = "change-me-to-a-random-string-of-at-least-32-bytes"
 
-// Config is every setting of the contract, typed and with defaults applied.
+// Config is every setting of the contract, typed, grouped by what it
+// configures and with defaults applied. The groups convert straight to the
+// option types their constructors take (services.Argon2Params(c.Argon2),
+// services.ThrottleLimits(c.Throttle), middleware.CookieOptions(c.Cookie),
+// api.ServerTimeouts(c.HTTP.Timeouts)), so no field is copied by hand.
 type Config struct {
 	Production bool
-	HTTPAddr   string
-
-	DatabaseURL string // empty: embedded SQLite at SQLitePath
-	SQLitePath  string
-	RedisURL    string // empty: in-process Redis-compatible store
-
-	SessionSecret         []byte // empty in development: generated for the run
-	SessionSecretPrevious []byte
-	SessionCookieName     string
-	SessionKeyPrefix      string
-	SessionAbsolute       time.Duration
-	SessionIdle           time.Duration
-	SessionTouchInterval  time.Duration
-
-	CookieSecure   bool
-	CookieSameSite http.SameSite
-	CookieDomain   string
-
-	CORSAllowedOrigins []string
-	TrustedProxies     []string
+	HTTP       HTTP
+	Database   Database
+	Redis      Redis
+	Session    Session
+	Cookie     Cookie
+	Browser    Browser
+	Throttle   Throttle
+	Argon2     Argon2
+	Hashing    Hashing
+	Metrics    Metrics
 
 	RegistrationEnabled bool
-	LoginMaxFailures    int
-	LoginFailureWindow  time.Duration
-	LoginIPMaxFailures  int
-	RegisterIPMax       int
-	RegisterWindow      time.Duration
 	ReauthWindow        time.Duration
+	LogLevel            string
+}
 
-	HashConcurrency   int
-	HashWait          time.Duration
-	Argon2MemoryKiB   uint32
-	Argon2Iterations  uint32
-	Argon2Parallelism uint8
-
-	AutoMigrate     bool
-	RedisTimeout    time.Duration
-	RedisPoolSize   int
-	DatabaseTimeout time.Duration
-	DBMaxOpenConns  int
-	DBMaxIdleConns  int
-	DBConnMaxLife   time.Duration
+// HTTP is the listener, its timeouts and the graceful shutdown.
+type HTTP struct {
+	Addr            string
+	Timeouts        HTTPTimeouts
 	ShutdownTimeout time.Duration
 	ShutdownDrain   time.Duration
+}
 
-	ReadHeaderTimeout time.Duration
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
-	IdleTimeout       time.Duration
+// HTTPTimeouts bound every phase of a connection (api.ServerTimeouts).
+type HTTPTimeouts struct {
+	ReadHeader time.Duration
+	Read       time.Duration
+	Write      time.Duration
+	Idle       time.Duration
+}
 
-	MetricsEnabled bool
-	MetricsAddr    string
-	LogLevel       string
+// Database is the user database: PostgreSQL at URL, or the embedded SQLite
+// file at SQLitePath when URL is empty.
+type Database struct {
+	URL          string
+	SQLitePath   string
+	Timeout      time.Duration
+	MaxOpenConns int
+	MaxIdleConns int
+	ConnMaxLife  time.Duration
+	AutoMigrate  bool
+}
+
+// Redis is the session store; an empty URL is the in-process store.
+type Redis struct {
+	URL      string
+	Timeout  time.Duration
+	PoolSize int
+}
+
+// Session is the server side of sessions: signing secrets, the Redis key
+// prefix of the deployment and the lifetimes.
+type Session struct {
+	Secret         []byte // empty in development: generated for the run
+	SecretPrevious []byte
+	KeyPrefix      string
+	Lifetimes      SessionLifetimes
+	TouchInterval  time.Duration
+}
+
+// SessionLifetimes are the idle and absolute timeouts (models.SessionLifetimes).
+type SessionLifetimes struct {
+	Idle     time.Duration
+	Absolute time.Duration
+}
+
+// Cookie is the session cookie's name and attributes (middleware.CookieOptions).
+type Cookie struct {
+	Name     string
+	Secure   bool
+	SameSite http.SameSite
+	Domain   string
+}
+
+// Browser is what the API trusts of browsers and proxies.
+type Browser struct {
+	CORSAllowedOrigins []string
+	TrustedProxies     []string
+}
+
+// Throttle is the contract's throttling settings (services.ThrottleLimits).
+type Throttle struct {
+	LoginMaxFailures   int
+	LoginIPMaxFailures int
+	LoginWindow        time.Duration
+	RegisterIPMax      int
+	RegisterWindow     time.Duration
+}
+
+// Argon2 is the Argon2id cost of new hashes (services.Argon2Params).
+type Argon2 struct {
+	MemoryKiB   uint32
+	Iterations  uint32
+	Parallelism uint8
+}
+
+// Hashing bounds concurrent password hashing and the wait for a slot.
+type Hashing struct {
+	Concurrency int
+	Wait        time.Duration
+}
+
+// Metrics are the Prometheus metrics: on or off, and on a listener of their
+// own when Addr is set.
+type Metrics struct {
+	Enabled bool
+	Addr    string
 }
 
 // WithDotEnv returns a getenv that falls back to the KEY=value lines of the
@@ -107,93 +166,124 @@ func Load(getenv func(string) string) (Config, error) {
 	default:
 		p.fail("APP_ENV must be development or production, got %q", env)
 	}
-	c.HTTPAddr = p.str("HTTP_ADDR", ":8080")
-	c.DatabaseURL = p.str("DATABASE_URL", "")
-	c.SQLitePath = p.str("SQLITE_PATH", "./data/app.db")
-	c.RedisURL = p.str("REDIS_URL", "")
-	c.SessionSecret = []byte(p.str("SESSION_SECRET", ""))
-	c.SessionSecretPrevious = []byte(p.str("SESSION_SECRET_PREVIOUS", ""))
-	c.SessionCookieName = p.str("SESSION_COOKIE_NAME", "sessionId")
-	c.SessionKeyPrefix = p.str("SESSION_KEY_PREFIX", "sess:")
-	c.SessionAbsolute = p.duration("SESSION_ABSOLUTE_TIMEOUT", 168*time.Hour)
-	c.SessionIdle = p.duration("SESSION_IDLE_TIMEOUT", 24*time.Hour)
-	c.SessionTouchInterval = p.duration("SESSION_TOUCH_INTERVAL", time.Minute)
-	c.CookieSecure = p.boolean("COOKIE_SECURE", true)
-	c.CookieSameSite = p.sameSite("COOKIE_SAMESITE", "Strict")
-	c.CookieDomain = p.str("COOKIE_DOMAIN", "")
-	c.CORSAllowedOrigins = p.origins("CORS_ALLOWED_ORIGINS")
-	c.TrustedProxies = p.list("TRUSTED_PROXIES")
+	c.HTTP = HTTP{
+		Addr: p.str("HTTP_ADDR", ":8080"),
+		Timeouts: HTTPTimeouts{
+			ReadHeader: p.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
+			Read:       p.duration("HTTP_READ_TIMEOUT", 15*time.Second),
+			Write:      p.duration("HTTP_WRITE_TIMEOUT", 30*time.Second),
+			Idle:       p.duration("HTTP_IDLE_TIMEOUT", 2*time.Minute),
+		},
+		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		ShutdownDrain:   p.duration("SHUTDOWN_DRAIN", time.Second),
+	}
+	c.Database = Database{
+		URL:          p.str("DATABASE_URL", ""),
+		SQLitePath:   p.str("SQLITE_PATH", "./data/app.db"),
+		Timeout:      p.duration("DATABASE_TIMEOUT", 2*time.Second),
+		MaxOpenConns: p.positive("DATABASE_MAX_OPEN_CONNS", 20),
+		MaxIdleConns: p.positive("DATABASE_MAX_IDLE_CONNS", 10),
+		ConnMaxLife:  p.duration("DATABASE_CONN_MAX_LIFETIME", 30*time.Minute),
+		AutoMigrate:  p.boolean("AUTO_MIGRATE", !c.Production),
+	}
+	c.Redis = Redis{
+		URL:      p.str("REDIS_URL", ""),
+		Timeout:  p.duration("REDIS_TIMEOUT", 2*time.Second),
+		PoolSize: p.positive("REDIS_POOL_SIZE", 64),
+	}
+	c.Session = Session{
+		Secret:         []byte(p.str("SESSION_SECRET", "")),
+		SecretPrevious: []byte(p.str("SESSION_SECRET_PREVIOUS", "")),
+		KeyPrefix:      p.str("SESSION_KEY_PREFIX", "sess:"),
+		Lifetimes: SessionLifetimes{
+			Idle:     p.duration("SESSION_IDLE_TIMEOUT", 24*time.Hour),
+			Absolute: p.duration("SESSION_ABSOLUTE_TIMEOUT", 168*time.Hour),
+		},
+		TouchInterval: p.duration("SESSION_TOUCH_INTERVAL", time.Minute),
+	}
+	c.Cookie = Cookie{
+		Name:     p.str("SESSION_COOKIE_NAME", "sessionId"),
+		Secure:   p.boolean("COOKIE_SECURE", true),
+		SameSite: p.sameSite("COOKIE_SAMESITE", "Strict"),
+		Domain:   p.str("COOKIE_DOMAIN", ""),
+	}
+	c.Browser = Browser{
+		CORSAllowedOrigins: p.origins("CORS_ALLOWED_ORIGINS"),
+		TrustedProxies:     p.list("TRUSTED_PROXIES"),
+	}
+	c.Throttle = Throttle{
+		LoginMaxFailures:   p.positive("LOGIN_MAX_FAILURES", 5),
+		LoginIPMaxFailures: p.positive("LOGIN_IP_MAX_FAILURES", 100),
+		LoginWindow:        p.duration("LOGIN_FAILURE_WINDOW", 15*time.Minute),
+		RegisterIPMax:      p.positive("REGISTER_IP_MAX", 20),
+		RegisterWindow:     p.duration("REGISTER_WINDOW", 15*time.Minute),
+	}
+	c.Argon2 = Argon2{
+		MemoryKiB:   uint32(p.positive("ARGON2_MEMORY_KIB", 19456)),
+		Iterations:  uint32(p.positive("ARGON2_ITERATIONS", 2)),
+		Parallelism: uint8(min(p.positive("ARGON2_PARALLELISM", 1), 255)),
+	}
+	c.Hashing = Hashing{
+		Concurrency: p.positive("HASH_CONCURRENCY", max(1, runtime.NumCPU()/2)),
+		Wait:        p.duration("HASH_WAIT", 2*time.Second),
+	}
+	c.Metrics = Metrics{Enabled: p.boolean("METRICS_ENABLED", true), Addr: p.str("METRICS_ADDR", "")}
 	c.RegistrationEnabled = p.boolean("REGISTRATION_ENABLED", true)
-	c.LoginMaxFailures = p.positive("LOGIN_MAX_FAILURES", 5)
-	c.LoginFailureWindow = p.duration("LOGIN_FAILURE_WINDOW", 15*time.Minute)
-	c.LoginIPMaxFailures = p.positive("LOGIN_IP_MAX_FAILURES", 100)
-	c.RegisterIPMax = p.positive("REGISTER_IP_MAX", 20)
-	c.RegisterWindow = p.duration("REGISTER_WINDOW", 15*time.Minute)
 	c.ReauthWindow = p.duration("REAUTH_WINDOW", 15*time.Minute)
-	c.HashConcurrency = p.positive("HASH_CONCURRENCY", max(1, runtime.NumCPU()/2))
-	c.HashWait = p.duration("HASH_WAIT", 2*time.Second)
-	c.Argon2MemoryKiB = uint32(p.positive("ARGON2_MEMORY_KIB", 19456))
-	c.Argon2Iterations = uint32(p.positive("ARGON2_ITERATIONS", 2))
-	c.Argon2Parallelism = uint8(min(p.positive("ARGON2_PARALLELISM", 1), 255))
-	c.AutoMigrate = p.boolean("AUTO_MIGRATE", !c.Production)
-	c.RedisTimeout = p.duration("REDIS_TIMEOUT", 2*time.Second)
-	c.RedisPoolSize = p.positive("REDIS_POOL_SIZE", 64)
-	c.DatabaseTimeout = p.duration("DATABASE_TIMEOUT", 2*time.Second)
-	c.DBMaxOpenConns = p.positive("DATABASE_MAX_OPEN_CONNS", 20)
-	c.DBMaxIdleConns = p.positive("DATABASE_MAX_IDLE_CONNS", 10)
-	c.DBConnMaxLife = p.duration("DATABASE_CONN_MAX_LIFETIME", 30*time.Minute)
-	c.ShutdownTimeout = p.duration("SHUTDOWN_TIMEOUT", 15*time.Second)
-	c.ShutdownDrain = p.duration("SHUTDOWN_DRAIN", time.Second)
-	c.ReadHeaderTimeout = p.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second)
-	c.ReadTimeout = p.duration("HTTP_READ_TIMEOUT", 15*time.Second)
-	c.WriteTimeout = p.duration("HTTP_WRITE_TIMEOUT", 30*time.Second)
-	c.IdleTimeout = p.duration("HTTP_IDLE_TIMEOUT", 2*time.Minute)
-	c.MetricsEnabled = p.boolean("METRICS_ENABLED", true)
-	c.MetricsAddr = p.str("METRICS_ADDR", "")
 	c.LogLevel = p.str("LOG_LEVEL", "info")
 	c.validate(&p)
 	return c, errors.Join(p.errs...)
 }
 
 func (c *Config) validate(p *parser) {
-	if c.SessionTouchInterval*10 > c.SessionIdle {
+	if c.Session.TouchInterval*10 > c.Session.Lifetimes.Idle {
 		p.fail("SESSION_TOUCH_INTERVAL must be at most a tenth of SESSION_IDLE_TIMEOUT")
 	}
-	if len(c.SessionSecret) > 0 && len(c.SessionSecret) < 32 {
+	if n := len(c.Session.Secret); n > 0 && n < 32 {
 		p.fail("SESSION_SECRET must be at least 32 bytes")
 	}
-	if len(c.SessionSecretPrevious) > 0 && len(c.SessionSecretPrevious) < 32 {
+	if n := len(c.Session.SecretPrevious); n > 0 && n < 32 {
 		p.fail("SESSION_SECRET_PREVIOUS must be at least 32 bytes")
 	}
-	if c.CookieSameSite == http.SameSiteNoneMode && !c.CookieSecure {
+	if c.Cookie.SameSite == http.SameSiteNoneMode && !c.Cookie.Secure {
 		p.fail("COOKIE_SAMESITE=None needs COOKIE_SECURE=true (browsers drop it otherwise)")
 	}
-	if c.Argon2MemoryKiB < 8*uint32(c.Argon2Parallelism) {
+	if c.Argon2.MemoryKiB < 8*uint32(c.Argon2.Parallelism) {
 		p.fail("ARGON2_MEMORY_KIB must be at least 8 × ARGON2_PARALLELISM")
 	}
-	if c.RedisURL != "" {
-		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+	if c.Redis.URL != "" {
+		if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			p.fail("REDIS_URL must look like redis://[user:pass@]host:port/db or rediss://…")
 		}
 	}
 	if !c.Production {
 		return
 	}
-	if c.DatabaseURL == "" {
+	if c.Database.URL == "" {
 		p.fail("DATABASE_URL is required in production")
 	}
-	if c.RedisURL == "" {
+	if c.Redis.URL == "" {
 		p.fail("REDIS_URL is required in production")
 	}
-	if len(c.SessionSecret) < 32 {
+	if len(c.Session.Secret) < 32 {
 		p.fail("SESSION_SECRET of at least 32 bytes is required in production")
 	}
-	if string(c.SessionSecret) == ExampleSecret || string(c.SessionSecretPrevious) == ExampleSecret {
+	if string(c.Session.Secret) == ExampleSecret || string(c.Session.SecretPrevious) == ExampleSecret {
 		p.fail("SESSION_SECRET must not be the example value from .env.example")
 	}
-	if !c.CookieSecure {
+	if !c.Cookie.Secure {
 		p.fail("COOKIE_SECURE=false is refused in production")
 	}
+}
+
+// Warnings are settings that start but that an operator should hear about,
+// one sentence each, logged once at start.
+func (c Config) Warnings() []string {
+	var out []string
+	if string(c.Session.Secret) == ExampleSecret || string(c.Session.SecretPrevious) == ExampleSecret {
+		out = append(out, "SESSION_SECRET is the example value from .env.example: anyone can sign cookies for this server (production refuses it)")
+	}
+	return out
 }
 
 // parser collects every problem instead of stopping at the first.

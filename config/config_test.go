@@ -18,35 +18,35 @@ func TestDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"HTTP_ADDR", c.HTTPAddr, ":8080"},
-		{"cookie name", c.SessionCookieName, "sessionId"},
-		{"prefix", c.SessionKeyPrefix, "sess:"},
-		{"absolute", c.SessionAbsolute, 168 * time.Hour},
-		{"idle", c.SessionIdle, 24 * time.Hour},
-		{"touch", c.SessionTouchInterval, time.Minute},
-		{"secure", c.CookieSecure, true},
-		{"samesite", c.CookieSameSite, http.SameSiteStrictMode},
+		{"HTTP_ADDR", c.HTTP.Addr, ":8080"},
+		{"cookie name", c.Cookie.Name, "sessionId"},
+		{"prefix", c.Session.KeyPrefix, "sess:"},
+		{"absolute", c.Session.Lifetimes.Absolute, 168 * time.Hour},
+		{"idle", c.Session.Lifetimes.Idle, 24 * time.Hour},
+		{"touch", c.Session.TouchInterval, time.Minute},
+		{"secure", c.Cookie.Secure, true},
+		{"samesite", c.Cookie.SameSite, http.SameSiteStrictMode},
 		{"registration", c.RegistrationEnabled, true},
-		{"login failures", c.LoginMaxFailures, 5},
-		{"window", c.LoginFailureWindow, 15 * time.Minute},
-		{"ip failures", c.LoginIPMaxFailures, 100},
-		{"register", c.RegisterIPMax, 20},
+		{"login failures", c.Throttle.LoginMaxFailures, 5},
+		{"window", c.Throttle.LoginWindow, 15 * time.Minute},
+		{"ip failures", c.Throttle.LoginIPMaxFailures, 100},
+		{"register", c.Throttle.RegisterIPMax, 20},
 		{"reauth", c.ReauthWindow, 15 * time.Minute},
-		{"argon memory", c.Argon2MemoryKiB, uint32(19456)},
-		{"argon iterations", c.Argon2Iterations, uint32(2)},
-		{"argon parallelism", c.Argon2Parallelism, uint8(1)},
-		{"auto migrate in development", c.AutoMigrate, true},
-		{"redis timeout", c.RedisTimeout, 2 * time.Second},
-		{"database timeout", c.DatabaseTimeout, 2 * time.Second},
-		{"shutdown", c.ShutdownTimeout, 15 * time.Second},
+		{"argon memory", c.Argon2.MemoryKiB, uint32(19456)},
+		{"argon iterations", c.Argon2.Iterations, uint32(2)},
+		{"argon parallelism", c.Argon2.Parallelism, uint8(1)},
+		{"auto migrate in development", c.Database.AutoMigrate, true},
+		{"redis timeout", c.Redis.Timeout, 2 * time.Second},
+		{"database timeout", c.Database.Timeout, 2 * time.Second},
+		{"shutdown", c.HTTP.ShutdownTimeout, 15 * time.Second},
 	}
 	for _, tc := range checks {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
 		}
 	}
-	if c.HashConcurrency < 1 {
-		t.Errorf("got HASH_CONCURRENCY %d, want at least 1", c.HashConcurrency)
+	if c.Hashing.Concurrency < 1 {
+		t.Errorf("got HASH_CONCURRENCY %d, want at least 1", c.Hashing.Concurrency)
 	}
 }
 
@@ -69,7 +69,7 @@ func TestProductionRefusesWeakSettingsAllAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("got %v, want a valid production config", err)
 	}
-	if c.AutoMigrate {
+	if c.Database.AutoMigrate {
 		t.Error("got AUTO_MIGRATE true in production, want false by default")
 	}
 	if _, err := Load(getenv(map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/x",
@@ -101,7 +101,24 @@ func TestInvalidValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.CORSAllowedOrigins) != 2 || c.CORSAllowedOrigins[1] != "http://localhost:5173" || c.TrustedProxies[0] != "10.0.0.0/8" {
-		t.Errorf("got %v %v", c.CORSAllowedOrigins, c.TrustedProxies)
+	if len(c.Browser.CORSAllowedOrigins) != 2 || c.Browser.CORSAllowedOrigins[1] != "http://localhost:5173" || c.Browser.TrustedProxies[0] != "10.0.0.0/8" {
+		t.Errorf("got %v %v", c.Browser.CORSAllowedOrigins, c.Browser.TrustedProxies)
+	}
+}
+
+func TestWarnsAboutTheExampleSecretInDevelopment(t *testing.T) {
+	c, err := Load(getenv(map[string]string{"SESSION_SECRET": ExampleSecret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], ".env.example") {
+		t.Errorf("got warnings %q, want one about the example secret", w)
+	}
+	c, err = Load(getenv(map[string]string{"SESSION_SECRET": strings.Repeat("s", 32)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("got warnings %q, want none", w)
 	}
 }

@@ -21,32 +21,36 @@ type errorBody struct {
 	Fields  map[string]string `json:"fields,omitempty"`
 }
 
-// StatusOf maps a contract error code to its HTTP status.
-func StatusOf(code string) int {
-	switch code {
-	case "invalid_json", "validation_failed", "invalid_current_password":
-		return http.StatusBadRequest
-	case "not_authenticated", "invalid_credentials":
-		return http.StatusUnauthorized
-	case "forbidden", "cross_origin_rejected", "reauthentication_required", "registration_disabled":
-		return http.StatusForbidden
-	case "not_found":
-		return http.StatusNotFound
-	case "method_not_allowed":
-		return http.StatusMethodNotAllowed
-	case "email_taken", "last_admin":
-		return http.StatusConflict
-	case "payload_too_large":
-		return http.StatusRequestEntityTooLarge
-	case "unsupported_media_type":
-		return http.StatusUnsupportedMediaType
-	case "too_many_requests":
-		return http.StatusTooManyRequests
-	case "service_unavailable":
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
+// errorStatus is the contract's error table: the HTTP status of each code,
+// keyed by the coded errors themselves, so a misspelt code does not compile.
+// A code missing here answers 500 (the test checks every one is present).
+var errorStatus = map[string]int{
+	models.ErrInvalidJSON.Code:            http.StatusBadRequest,
+	models.ErrValidation.Code:             http.StatusBadRequest,
+	models.ErrInvalidCurrentPassword.Code: http.StatusBadRequest,
+	models.ErrNotAuthenticated.Code:       http.StatusUnauthorized,
+	models.ErrInvalidCredentials.Code:     http.StatusUnauthorized,
+	models.ErrForbidden.Code:              http.StatusForbidden,
+	models.ErrCrossOrigin.Code:            http.StatusForbidden,
+	models.ErrReauthRequired.Code:         http.StatusForbidden,
+	models.ErrRegistrationDisabled.Code:   http.StatusForbidden,
+	models.ErrNotFound.Code:               http.StatusNotFound,
+	models.ErrMethodNotAllowed.Code:       http.StatusMethodNotAllowed,
+	models.ErrEmailTaken.Code:             http.StatusConflict,
+	models.ErrLastAdmin.Code:              http.StatusConflict,
+	models.ErrPayloadTooLarge.Code:        http.StatusRequestEntityTooLarge,
+	models.ErrUnsupportedMediaType.Code:   http.StatusUnsupportedMediaType,
+	models.ErrTooManyRequests.Code:        http.StatusTooManyRequests,
+	models.ErrUnavailable.Code:            http.StatusServiceUnavailable,
+	models.ErrInternal.Code:               http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status of a coded error; 500 for an unknown code.
+func StatusOf(err *models.Error) int {
+	if status, ok := errorStatus[err.Code]; ok {
+		return status
 	}
+	return http.StatusInternalServerError
 }
 
 // Errors is the only error-to-HTTP mapper: handlers and middleware report
@@ -67,7 +71,7 @@ func Errors(log *slog.Logger) gin.HandlerFunc {
 			log.WarnContext(c.Request.Context(), "dependency unavailable", "request_id", RequestIDOf(c),
 				"dependency", coded.Dependency, "err", err)
 		}
-		status := StatusOf(coded.Code)
+		status := StatusOf(coded)
 		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 			c.Header("Retry-After", strconv.Itoa(int(max(1, math.Ceil(coded.RetryAfter.Seconds())))))
 		}

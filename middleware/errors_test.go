@@ -54,6 +54,39 @@ func TestErrorsMapsCodedErrorsToTheContract(t *testing.T) {
 	}
 }
 
+// TestEveryCodeHasTheContractsStatus checks the error table against the
+// contract, code by code: a code left out of the table would answer 500.
+func TestEveryCodeHasTheContractsStatus(t *testing.T) {
+	contract := map[string]int{
+		"invalid_json": 400, "validation_failed": 400, "invalid_current_password": 400,
+		"not_authenticated": 401, "invalid_credentials": 401,
+		"forbidden": 403, "cross_origin_rejected": 403, "reauthentication_required": 403, "registration_disabled": 403,
+		"not_found": 404, "method_not_allowed": 405, "email_taken": 409, "last_admin": 409,
+		"payload_too_large": 413, "unsupported_media_type": 415, "too_many_requests": 429,
+		"service_unavailable": 503, "internal_error": 500,
+	}
+	seen := map[string]bool{}
+	for _, e := range models.Codes() {
+		seen[e.Code] = true
+		want, ok := contract[e.Code]
+		if !ok {
+			t.Errorf("%s: a code the contract's table lacks", e.Code)
+			continue
+		}
+		if got := StatusOf(e); got != want {
+			t.Errorf("%s: got status %d, want %d", e.Code, got, want)
+		}
+		if e.Message == "" {
+			t.Errorf("%s: no message", e.Code)
+		}
+	}
+	for code := range contract {
+		if !seen[code] {
+			t.Errorf("%s: in the contract's table but not in models.Codes", code)
+		}
+	}
+}
+
 func TestRequireRole(t *testing.T) {
 	gin.SetMode(gin.ReleaseMode)
 	cases := []struct {

@@ -35,8 +35,11 @@ type SessionRepository interface {
 	DeleteByID(ctx context.Context, id string) error
 }
 
-// Gate bounds the wait for a pooled Redis connection (services.RedisGate).
-type Gate interface {
+// StoreRedis is the Redis access of the session store (services.Redis):
+// gin-contrib/sessions' Redis store borrows from Pool, and every read takes a
+// permit from Acquire first, so it waits in bounded time like every borrower.
+type StoreRedis interface {
+	Pool() *redis.Pool
 	Acquire(ctx context.Context) (release func(), err error)
 }
 
@@ -55,10 +58,14 @@ type redisStore struct{ *redistore.RediStore }
 
 func (s redisStore) Options(o ginsessions.Options) { s.RediStore.Options = o.ToGorillaOptions() }
 
-// NewSessionStore returns the gin-contrib/sessions Redis store on pool: keys
-// under prefix, records as our typed JSON, cookies signed with the first key
-// and verified with every key (rotation), valid for at most absolute.
-func NewSessionStore(pool *redis.Pool, prefix string, absolute time.Duration, keyPairs ...[]byte) (ginsessions.Store, []securecookie.Codec) {
+// newGinStore returns the gin-contrib/sessions Redis store on pool: keys
+// under prefix, records as our typed JSON, cookies signed with the first
+// secret and verified with every one (rotation), valid for at most absolute.
+func newGinStore(pool *redis.Pool, prefix string, absolute time.Duration, secrets [][]byte) (ginsessions.Store, []securecookie.Codec) {
+	keyPairs := make([][]byte, 0, 2*len(secrets))
+	for _, secret := range secrets {
+		keyPairs = append(keyPairs, secret, nil) // signed, not encrypted: the cookie holds only the id
+	}
 	rs, _ := redistore.NewRediStoreWithPool(pool, keyPairs...) // a failed first PING is not fatal: it heals
 	rs.SetKeyPrefix(prefix)
 	rs.SetSerializer(recordSerializer{})
@@ -97,31 +104,49 @@ func (recordSerializer) Deserialize(d []byte, s *gsessions.Session) error {
 	return nil
 }
 
-// Sessions owns the session cookie and record on the request path. It is the
-// only code that touches gin-contrib/sessions.
-type Sessions struct {
+// SessionManager owns the session cookie and record on the request path. It
+// is the only code that touches gin-contrib/sessions.
+type SessionManager struct {
 	store     ginsessions.Store
 	codecs    []securecookie.Codec
-	repo      SessionRepository
-	gate      Gate
+	redis     StoreRedis
+	records   SessionRepository
 	cookie    CookieOptions
 	lifetimes models.SessionLifetimes
 	touch     time.Duration
 	now       func() time.Time
 }
 
-// NewSessions returns the session middleware set.
-func NewSessions(store ginsessions.Store, codecs []securecookie.Codec, repo SessionRepository, gate Gate,
-	cookie CookieOptions, lifetimes models.SessionLifetimes, touch time.Duration, now func() time.Time) *Sessions {
-	return &Sessions{store: store, codecs: codecs, repo: repo, gate: gate, cookie: cookie, lifetimes: lifetimes, touch: touch, now: now}
+// SessionManagerOptions configure a SessionManager.
+type SessionManagerOptions struct {
+	Redis     StoreRedis
+	Records   SessionRepository // writes records atomically (services.SessionStore)
+	KeyPrefix string            // of session keys, as Records writes them
+	Secrets   [][]byte          // the signing secret first, then older ones still accepted
+	Cookie    CookieOptions
+	Lifetimes models.SessionLifetimes
+	Touch     time.Duration    // activity is recorded at most this often
+	Now       func() time.Time // time.Now when nil
+}
+
+// NewSessionManager returns the session manager.
+func NewSessionManager(o SessionManagerOptions) *SessionManager {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	store, codecs := newGinStore(o.Redis.Pool(), o.KeyPrefix, o.Lifetimes.Absolute, o.Secrets)
+	return &SessionManager{store: store, codecs: codecs, redis: o.Redis, records: o.Records, cookie: o.Cookie,
+		lifetimes: o.Lifetimes, touch: o.Touch, now: o.Now}
 }
 
 // Middleware installs gin-contrib/sessions for the request.
-func (m *Sessions) Middleware() gin.HandlerFunc { return ginsessions.Sessions(m.cookie.Name, m.store) }
+func (m *SessionManager) Middleware() gin.HandlerFunc {
+	return ginsessions.Sessions(m.cookie.Name, m.store)
+}
 
 // RequireAuth answers 401 not_authenticated without a live session, and 503
 // when Redis cannot say (never 401: that would log the SPA out).
-func (m *Sessions) RequireAuth() gin.HandlerFunc {
+func (m *SessionManager) RequireAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		rec, err := m.load(c)
 		if err == nil && rec == nil {
@@ -138,7 +163,7 @@ func (m *Sessions) RequireAuth() gin.HandlerFunc {
 
 // Optional loads the session when there is one (for logout), answering 503
 // only when Redis cannot say.
-func (m *Sessions) Optional() gin.HandlerFunc {
+func (m *SessionManager) Optional() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if _, err := m.load(c); err != nil {
 			_ = c.Error(err)
@@ -159,11 +184,11 @@ func CurrentSession(c *gin.Context) *models.Session {
 // GET), tells a bad cookie (no session) from an unreachable store (503),
 // enforces both timeouts and slides the idle expiry at most once per touch
 // interval.
-func (m *Sessions) load(c *gin.Context) (*models.Session, error) {
+func (m *SessionManager) load(c *gin.Context) (*models.Session, error) {
 	if _, err := c.Request.Cookie(m.cookie.Name); err != nil {
 		return nil, nil
 	}
-	release, err := m.gate.Acquire(c.Request.Context())
+	release, err := m.redis.Acquire(c.Request.Context())
 	if err != nil {
 		return nil, models.Unavailable("redis", err)
 	}
@@ -191,7 +216,7 @@ func (m *Sessions) load(c *gin.Context) (*models.Session, error) {
 	if now.Sub(time.Unix(rec.LastSeenAt, 0)) >= m.touch {
 		rec.LastSeenAt = now.Unix()
 		// A failed slide is retried on the next request; the read stands.
-		_ = m.repo.Update(c.Request.Context(), rec)
+		_ = m.records.Update(c.Request.Context(), rec)
 	}
 	c.Set(currentKey, rec)
 	c.Set(currentUserID, rec.UserID)
@@ -203,7 +228,7 @@ func (m *Sessions) load(c *gin.Context) (*models.Session, error) {
 // a presented id whose key is gone), so no cookie from before login
 // authenticates after it. The record is written by our atomic script (record
 // and per-user index in one step) and the cookie signed with the store's codecs.
-func (m *Sessions) Login(c *gin.Context, user models.User) error {
+func (m *SessionManager) Login(c *gin.Context, user models.User) error {
 	if err := m.dropPresented(c); err != nil {
 		return err
 	}
@@ -213,7 +238,7 @@ func (m *Sessions) Login(c *gin.Context, user models.User) error {
 		CreatedAt: now.Unix(), LastSeenAt: now.Unix(), AuthAt: now.Unix(), AbsoluteAt: now.Add(m.lifetimes.Absolute).Unix(),
 		IP: c.ClientIP(), UserAgent: truncateUTF8(c.Request.UserAgent(), maxUserAgentLen),
 	}
-	if err := m.repo.Create(c.Request.Context(), rec, user.SessionVersion); err != nil {
+	if err := m.records.Create(c.Request.Context(), rec, user.SessionVersion); err != nil {
 		return err
 	}
 	encoded, err := securecookie.EncodeMulti(m.cookie.Name, rec.ID, m.codecs...)
@@ -228,9 +253,9 @@ func (m *Sessions) Login(c *gin.Context, user models.User) error {
 
 // dropPresented deletes the session the request came with, known by its
 // loaded record or only by a cookie that still verifies.
-func (m *Sessions) dropPresented(c *gin.Context) error {
+func (m *SessionManager) dropPresented(c *gin.Context) error {
 	if rec := CurrentSession(c); rec != nil {
-		return m.repo.Delete(c.Request.Context(), rec)
+		return m.records.Delete(c.Request.Context(), rec)
 	}
 	cookie, err := c.Request.Cookie(m.cookie.Name)
 	if err != nil {
@@ -240,11 +265,11 @@ func (m *Sessions) dropPresented(c *gin.Context) error {
 	if securecookie.DecodeMulti(m.cookie.Name, cookie.Value, &id, m.codecs...) != nil || id == "" {
 		return nil
 	}
-	return m.repo.DeleteByID(c.Request.Context(), id)
+	return m.records.DeleteByID(c.Request.Context(), id)
 }
 
 // Logout deletes the caller's session, if any, and expires the cookie.
-func (m *Sessions) Logout(c *gin.Context) error {
+func (m *SessionManager) Logout(c *gin.Context) error {
 	if err := m.dropPresented(c); err != nil {
 		return err
 	}
@@ -253,21 +278,21 @@ func (m *Sessions) Logout(c *gin.Context) error {
 }
 
 // MarkAuthenticated records that the caller just proved the password.
-func (m *Sessions) MarkAuthenticated(c *gin.Context) error {
+func (m *SessionManager) MarkAuthenticated(c *gin.Context) error {
 	rec := CurrentSession(c)
 	if rec == nil {
 		return models.ErrNotAuthenticated
 	}
 	rec.AuthAt = m.now().Unix()
-	return m.repo.Update(c.Request.Context(), rec)
+	return m.records.Update(c.Request.Context(), rec)
 }
 
 // ExpireCookie expires the session cookie, repeating every attribute.
-func (m *Sessions) ExpireCookie(c *gin.Context) {
+func (m *SessionManager) ExpireCookie(c *gin.Context) {
 	http.SetCookie(c.Writer, m.newCookie("", -1))
 }
 
-func (m *Sessions) newCookie(value string, maxAge int) *http.Cookie {
+func (m *SessionManager) newCookie(value string, maxAge int) *http.Cookie {
 	return gsessions.NewCookie(m.cookie.Name, value, &gsessions.Options{
 		Path: "/", Domain: m.cookie.Domain, MaxAge: maxAge,
 		Secure: m.cookie.Secure, HttpOnly: true, SameSite: m.cookie.SameSite,

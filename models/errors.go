@@ -61,6 +61,14 @@ var (
 	ErrInternal               = &Error{Code: "internal_error", Message: "Something went wrong on our side."}
 )
 
+// Codes returns every coded error of the contract's table, one value per
+// code, for the error mapper's test.
+func Codes() []*Error {
+	return []*Error{ErrInvalidJSON, ErrValidation, ErrInvalidCurrentPassword, ErrNotAuthenticated, ErrInvalidCredentials,
+		ErrForbidden, ErrCrossOrigin, ErrReauthRequired, ErrRegistrationDisabled, ErrNotFound, ErrMethodNotAllowed,
+		ErrEmailTaken, ErrLastAdmin, ErrPayloadTooLarge, ErrUnsupportedMediaType, ErrTooManyRequests, ErrUnavailable, ErrInternal}
+}
+
 // Validation returns a validation_failed error naming the bad fields.
 func Validation(fields map[string]string) *Error {
 	e := *ErrValidation

@@ -10,11 +10,11 @@ import (
 type Admin struct {
 	users    *Users
 	auth     *Auth
-	sessions *Sessions
+	sessions *SessionStore
 }
 
 // NewAdmin returns the admin service.
-func NewAdmin(users *Users, auth *Auth, sessions *Sessions) *Admin {
+func NewAdmin(users *Users, auth *Auth, sessions *SessionStore) *Admin {
 	return &Admin{users: users, auth: auth, sessions: sessions}
 }
 

@@ -24,14 +24,24 @@ type Auth struct {
 	users    *Users
 	hasher   PasswordHasher
 	throttle *Throttle
-	sessions *Sessions
+	sessions *SessionStore
 	common   *commonpasswords.List
 	log      *slog.Logger
 }
 
+// AuthOptions are the dependencies of Auth; every one is required.
+type AuthOptions struct {
+	Users           *Users
+	Hasher          PasswordHasher
+	Throttle        *Throttle
+	Sessions        *SessionStore
+	CommonPasswords *commonpasswords.List
+	Log             *slog.Logger
+}
+
 // NewAuth returns the authentication service.
-func NewAuth(users *Users, hasher PasswordHasher, throttle *Throttle, sessions *Sessions, common *commonpasswords.List, log *slog.Logger) *Auth {
-	return &Auth{users: users, hasher: hasher, throttle: throttle, sessions: sessions, common: common, log: log}
+func NewAuth(o AuthOptions) *Auth {
+	return &Auth{users: o.Users, hasher: o.Hasher, throttle: o.Throttle, sessions: o.Sessions, common: o.CommonPasswords, log: o.Log}
 }
 
 // Registration is the input of Register and of an admin's create.

@@ -44,12 +44,14 @@ func newTestAuthWithLimit(t *testing.T, hasher PasswordHasher, maxFailures int) 
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	pool := NewRedisPool(url, 4, time.Second)
-	gate := NewRedisGate(4, time.Second)
+	rdb := NewRedis(RedisOptions{URL: url, PoolSize: 4, Timeout: time.Second, KeyPrefix: "unit:"})
+	t.Cleanup(func() { _ = rdb.Close() })
 	users := NewUsers(db, time.Second)
-	throttle := NewThrottle(pool, gate, "unit:", ThrottleLimits{LoginMaxFailures: maxFailures, LoginIPMaxFailures: 100,
-		LoginWindow: time.Minute, RegisterIPMax: 100, RegisterWindow: time.Minute}, time.Second)
-	return NewAuth(users, hasher, throttle, nil, commonpasswords.New(), slog.New(slog.DiscardHandler)), users
+	throttle := NewThrottle(rdb, ThrottleLimits{LoginMaxFailures: maxFailures, LoginIPMaxFailures: 100,
+		LoginWindow: time.Minute, RegisterIPMax: 100, RegisterWindow: time.Minute})
+	sessions := NewSessionStore(rdb, SessionStoreOptions{Lifetimes: models.SessionLifetimes{Idle: time.Hour, Absolute: time.Hour}})
+	return NewAuth(AuthOptions{Users: users, Hasher: hasher, Throttle: throttle, Sessions: sessions,
+		CommonPasswords: commonpasswords.New(), Log: slog.New(slog.DiscardHandler)}), users
 }
 
 // TestUnknownEmailVerifiesTheDummyHash shows the unknown-email path runs the

@@ -10,27 +10,46 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/sessionauth/api/models"
 )
 
 // idlePingAfter is how long a pooled connection may sit idle before it is
 // PINGed on borrow; fresher ones are trusted, so the hot path costs no PING.
 const idlePingAfter = 30 * time.Second
 
-// NewRedisPool returns a bounded redigo pool for url (redis:// or rediss://,
-// with ACL user, password and database taken from the URL). timeout bounds
-// each dial, read and write; callers bound the wait for a connection with
-// their context (GetContext) or a RedisGate. A pooled connection found dead
+// RedisOptions configure the product's Redis access.
+type RedisOptions struct {
+	URL       string        // redis:// or rediss://, with ACL user, password and database
+	PoolSize  int           // connections at most; also the number of borrowers at once
+	Timeout   time.Duration // bounds each dial, read and write, and the wait for a connection
+	KeyPrefix string        // every key of the product starts with it
+}
+
+// Redis is the product's one way to Redis: the pool, the gate that every
+// borrower goes through, the per-call timeout and the key layout. Nothing
+// else borrows a connection, so "every borrower waits at most Timeout for a
+// connection" holds by construction, not by convention.
+type Redis struct {
+	pool    *redis.Pool
+	permits chan struct{}
+	timeout time.Duration
+	keys    RedisKeys
+}
+
+// NewRedis returns the Redis access for opts. It does not connect: a Redis
+// that is down at start heals when it answers. A pooled connection found dead
 // (Redis restarted while it sat idle) is replaced once, transparently: see
 // redialConn.
-func NewRedisPool(url string, size int, timeout time.Duration) *redis.Pool {
-	d := redisDialer{url: url, options: []redis.DialOption{
-		redis.DialConnectTimeout(timeout),
-		redis.DialReadTimeout(timeout),
-		redis.DialWriteTimeout(timeout),
+func NewRedis(opts RedisOptions) *Redis {
+	d := redisDialer{url: opts.URL, options: []redis.DialOption{
+		redis.DialConnectTimeout(opts.Timeout),
+		redis.DialReadTimeout(opts.Timeout),
+		redis.DialWriteTimeout(opts.Timeout),
 	}}
-	return &redis.Pool{
-		MaxIdle:     size,
-		MaxActive:   size,
+	pool := &redis.Pool{
+		MaxIdle:     opts.PoolSize,
+		MaxActive:   opts.PoolSize,
 		Wait:        true,
 		IdleTimeout: 4 * time.Minute,
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
@@ -48,7 +67,78 @@ func NewRedisPool(url string, size int, timeout time.Duration) *redis.Pool {
 			return err
 		},
 	}
+	return &Redis{pool: pool, permits: make(chan struct{}, opts.PoolSize), timeout: opts.Timeout, keys: RedisKeys{prefix: opts.KeyPrefix}}
 }
+
+// Keys returns the key layout.
+func (r *Redis) Keys() RedisKeys { return r.keys }
+
+// Pool is the pool for gin-contrib/sessions' store, which borrows on its own;
+// callers of the store take a permit first (Acquire).
+func (r *Redis) Pool() *redis.Pool { return r.pool }
+
+// Close closes the pool.
+func (r *Redis) Close() error { return r.pool.Close() }
+
+// Do runs fn on a pooled connection, bounding the wait for it and every
+// command by the Redis timeout. Any failure that is not a coded error is
+// service_unavailable.
+func (r *Redis) Do(ctx context.Context, fn func(ctx context.Context, conn redis.Conn) error) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	release, err := r.Acquire(ctx)
+	if err != nil {
+		return models.Unavailable("redis", err)
+	}
+	defer release()
+	conn, err := r.pool.GetContext(ctx)
+	if err != nil {
+		return models.Unavailable("redis", err)
+	}
+	defer conn.Close()
+	if err := fn(ctx, conn); err != nil {
+		var coded *models.Error
+		if errors.As(err, &coded) {
+			return err
+		}
+		return models.Unavailable("redis", err)
+	}
+	return nil
+}
+
+// Ping checks that Redis answers within ctx.
+func (r *Redis) Ping(ctx context.Context) error {
+	return r.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+		_, err := redis.DoContext(conn, ctx, "PING")
+		return err
+	})
+}
+
+// ErrRedisBusy is returned when no Redis connection frees up in time.
+var ErrRedisBusy = errors.New("no redis connection free within the wait")
+
+// Acquire takes a permit to borrow a connection, waiting at most the Redis
+// timeout or until ctx ends, so the pool itself never blocks and a caller
+// answers 503 in bounded time.
+func (r *Redis) Acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case r.permits <- struct{}{}:
+		return r.release, nil
+	default:
+	}
+	timer := time.NewTimer(r.timeout)
+	defer timer.Stop()
+	select {
+	case r.permits <- struct{}{}:
+		return r.release, nil
+	case <-timer.C:
+		return nil, ErrRedisBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *Redis) release() { <-r.permits }
 
 // StartEmbeddedRedis starts an in-process Redis-compatible server on a
 // loopback port for development, with its TTL clock running so keys expire.
@@ -60,54 +150,6 @@ func StartEmbeddedRedis() (url string, stop func(), err error) {
 	}
 	return "redis://" + m.Addr() + "/0", m.Close, nil
 }
-
-// PingRedis checks that Redis answers within ctx.
-func PingRedis(ctx context.Context, pool *redis.Pool) error {
-	conn, err := pool.GetContext(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_, err = redis.DoContext(conn, ctx, "PING")
-	return err
-}
-
-// RedisGate bounds the wait for a pooled Redis connection. Every borrower
-// takes a permit first, so the pool itself never blocks, and a caller waits
-// at most the gate's timeout before answering 503.
-type RedisGate struct {
-	permits chan struct{}
-	wait    time.Duration
-}
-
-// ErrRedisBusy is returned when no Redis connection frees up in time.
-var ErrRedisBusy = errors.New("no redis connection free within the wait")
-
-// NewRedisGate returns a gate of size permits (the pool's MaxActive).
-func NewRedisGate(size int, wait time.Duration) *RedisGate {
-	return &RedisGate{permits: make(chan struct{}, size), wait: wait}
-}
-
-// Acquire takes a permit, waiting at most the gate's timeout or until ctx ends.
-func (g *RedisGate) Acquire(ctx context.Context) (release func(), err error) {
-	select {
-	case g.permits <- struct{}{}:
-		return g.release, nil
-	default:
-	}
-	timer := time.NewTimer(g.wait)
-	defer timer.Stop()
-	select {
-	case g.permits <- struct{}{}:
-		return g.release, nil
-	case <-timer.C:
-		return nil, ErrRedisBusy
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (g *RedisGate) release() { <-g.permits }
 
 // redisDialer dials one Redis connection with the pool's timeouts.
 type redisDialer struct {

@@ -15,13 +15,6 @@ import (
 	"github.com/sessionauth/api/models"
 )
 
-// versionField is the per-user index field holding the highest
-// models.User.SessionVersion revoked so far. A login that read an older user
-// row cannot create its session, so a login racing a password change, a role
-// change or a disable never survives it. Each new mark keeps the index for
-// at least the absolute timeout, far longer than any login in flight.
-const versionField = "#ver"
-
 // Every session write is one atomic script, so the record and the per-user
 // index never disagree and a request in flight cannot resurrect a session.
 const (
@@ -72,31 +65,37 @@ type noCounter struct{}
 func (noCounter) SessionsCreated(int) {}
 func (noCounter) SessionsRevoked(int) {}
 
-// Sessions keeps session records and the per-user index in Redis. Finding a
-// user's sessions reads that index, never the keyspace.
-type Sessions struct {
-	pool         *redis.Pool
-	gate         *RedisGate
-	prefix       string
+// SessionStore keeps session records and the per-user index in Redis.
+// Finding a user's sessions reads that index, never the keyspace.
+type SessionStore struct {
+	redis        *Redis
+	keys         RedisKeys
 	lifetimes    models.SessionLifetimes
-	timeout      time.Duration
 	now          func() time.Time
+	counter      SessionCounter
 	create       *redis.Script
 	deleteOne    *redis.Script
 	revokeUser   *redis.Script
 	revokeHandle *redis.Script
-	counter      SessionCounter
 }
 
-// NewSessions returns the session repository on pool; every key starts with
-// prefix. counter (may be nil) is told of every session created and revoked.
-func NewSessions(pool *redis.Pool, gate *RedisGate, prefix string, lifetimes models.SessionLifetimes, timeout time.Duration,
-	now func() time.Time, counter SessionCounter) *Sessions {
-	if counter == nil {
-		counter = noCounter{}
+// SessionStoreOptions configure a SessionStore.
+type SessionStoreOptions struct {
+	Lifetimes models.SessionLifetimes
+	Now       func() time.Time // time.Now when nil
+	Counter   SessionCounter   // told of every session created and revoked; may be nil
+}
+
+// NewSessionStore returns the session store on r.
+func NewSessionStore(r *Redis, opts SessionStoreOptions) *SessionStore {
+	if opts.Counter == nil {
+		opts.Counter = noCounter{}
 	}
-	return &Sessions{
-		pool: pool, gate: gate, prefix: prefix, lifetimes: lifetimes, timeout: timeout, now: now, counter: counter,
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &SessionStore{
+		redis: r, keys: r.Keys(), lifetimes: opts.Lifetimes, now: opts.Now, counter: opts.Counter,
 		create:       redis.NewScript(2, createScript),
 		deleteOne:    redis.NewScript(2, deleteScript),
 		revokeUser:   redis.NewScript(1, revokeUserScript),
@@ -105,39 +104,7 @@ func NewSessions(pool *redis.Pool, gate *RedisGate, prefix string, lifetimes mod
 }
 
 // Lifetimes returns the idle and absolute timeouts.
-func (s *Sessions) Lifetimes() models.SessionLifetimes { return s.lifetimes }
-
-func (s *Sessions) key(id string) string          { return s.prefix + id }
-func (s *Sessions) indexKey(userID string) string { return s.prefix + "u:" + userID }
-
-// withConn runs fn on a pooled connection, bounding the wait for it and every
-// command by the Redis timeout. Any failure is service_unavailable.
-func (s *Sessions) withConn(ctx context.Context, fn func(ctx context.Context, conn redis.Conn) error) error {
-	return withRedis(ctx, s.pool, s.gate, s.timeout, fn)
-}
-
-func withRedis(ctx context.Context, pool *redis.Pool, gate *RedisGate, timeout time.Duration, fn func(ctx context.Context, conn redis.Conn) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	release, err := gate.Acquire(ctx)
-	if err != nil {
-		return models.Unavailable("redis", err)
-	}
-	defer release()
-	conn, err := pool.GetContext(ctx)
-	if err != nil {
-		return models.Unavailable("redis", err)
-	}
-	defer conn.Close()
-	if err := fn(ctx, conn); err != nil {
-		var coded *models.Error
-		if errors.As(err, &coded) {
-			return err
-		}
-		return models.Unavailable("redis", err)
-	}
-	return nil
-}
+func (s *SessionStore) Lifetimes() models.SessionLifetimes { return s.lifetimes }
 
 // Create mints a fresh id and handle for rec, stores it with the TTL of its
 // earlier deadline and adds it to the user's index, in one step; index
@@ -145,15 +112,15 @@ func withRedis(ctx context.Context, pool *redis.Pool, gate *RedisGate, timeout t
 // of a user who never lists sessions does not grow. It fails
 // with invalid_credentials when the user's sessions were revoked for a newer
 // version than the row the caller read (sessionVersion).
-func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersion int64) error {
+func (s *SessionStore) Create(ctx context.Context, rec *models.Session, sessionVersion int64) error {
 	rec.ID = newSessionID()
 	body, ttl, err := s.encode(rec)
 	if err != nil {
 		return err
 	}
-	err = s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
-		ok, err := redis.Int(s.create.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID),
-			body, ttl.Milliseconds(), rec.Handle(), rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds(), s.prefix))
+	err = s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+		ok, err := redis.Int(s.create.DoContext(ctx, conn, s.keys.Session(rec.ID), s.keys.UserIndex(rec.UserID),
+			body, ttl.Milliseconds(), rec.Handle(), rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds(), s.keys.Prefix()))
 		if err == nil && ok == 0 {
 			return models.ErrInvalidCredentials
 		}
@@ -167,13 +134,13 @@ func (s *Sessions) Create(ctx context.Context, rec *models.Session, sessionVersi
 
 // Update rewrites rec only if it still exists (SET XX), so a slide written by
 // a request in flight never brings back a session revoked meanwhile.
-func (s *Sessions) Update(ctx context.Context, rec *models.Session) error {
+func (s *SessionStore) Update(ctx context.Context, rec *models.Session) error {
 	body, ttl, err := s.encode(rec)
 	if err != nil {
 		return err
 	}
-	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
-		_, err := redis.DoContext(conn, ctx, "SET", s.key(rec.ID), body, "PX", ttl.Milliseconds(), "XX")
+	return s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+		_, err := redis.DoContext(conn, ctx, "SET", s.keys.Session(rec.ID), body, "PX", ttl.Milliseconds(), "XX")
 		if errors.Is(err, redis.ErrNil) {
 			return nil // revoked meanwhile: stays revoked
 		}
@@ -182,9 +149,9 @@ func (s *Sessions) Update(ctx context.Context, rec *models.Session) error {
 }
 
 // Delete removes one session and its index entry.
-func (s *Sessions) Delete(ctx context.Context, rec *models.Session) error {
-	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
-		n, err := redis.Int(s.deleteOne.DoContext(ctx, conn, s.key(rec.ID), s.indexKey(rec.UserID), rec.Handle()))
+func (s *SessionStore) Delete(ctx context.Context, rec *models.Session) error {
+	return s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+		n, err := redis.Int(s.deleteOne.DoContext(ctx, conn, s.keys.Session(rec.ID), s.keys.UserIndex(rec.UserID), rec.Handle()))
 		s.counter.SessionsRevoked(n)
 		return err
 	})
@@ -192,9 +159,9 @@ func (s *Sessions) Delete(ctx context.Context, rec *models.Session) error {
 
 // DeleteByID removes a session key known only by id (a cookie whose record is
 // gone or unreadable); an index entry left behind is pruned on listing.
-func (s *Sessions) DeleteByID(ctx context.Context, id string) error {
-	return s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
-		n, err := redis.Int(redis.DoContext(conn, ctx, "DEL", s.key(id)))
+func (s *SessionStore) DeleteByID(ctx context.Context, id string) error {
+	return s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+		n, err := redis.Int(redis.DoContext(conn, ctx, "DEL", s.keys.Session(id)))
 		s.counter.SessionsRevoked(n)
 		return err
 	})
@@ -203,10 +170,10 @@ func (s *Sessions) DeleteByID(ctx context.Context, id string) error {
 // RevokeUser deletes every session of the user and returns how many were
 // live. A sessionVersion above zero also refuses sessions for logins that read
 // an older user row (pass the row's new version after a credential change).
-func (s *Sessions) RevokeUser(ctx context.Context, userID string, sessionVersion int64) (revoked int, err error) {
-	err = s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+func (s *SessionStore) RevokeUser(ctx context.Context, userID string, sessionVersion int64) (revoked int, err error) {
+	err = s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
 		var err error
-		revoked, err = redis.Int(s.revokeUser.DoContext(ctx, conn, s.indexKey(userID), s.prefix, sessionVersion, s.lifetimes.Absolute.Milliseconds()))
+		revoked, err = redis.Int(s.revokeUser.DoContext(ctx, conn, s.keys.UserIndex(userID), s.keys.Prefix(), sessionVersion, s.lifetimes.Absolute.Milliseconds()))
 		return err
 	})
 	s.counter.SessionsRevoked(revoked)
@@ -215,11 +182,11 @@ func (s *Sessions) RevokeUser(ctx context.Context, userID string, sessionVersion
 
 // RevokeHandle deletes the user's session with that handle. It reports
 // whether a live session of this user was deleted.
-func (s *Sessions) RevokeHandle(ctx context.Context, userID, handle string) (bool, error) {
+func (s *SessionStore) RevokeHandle(ctx context.Context, userID, handle string) (bool, error) {
 	var n int
-	err := s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
+	err := s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
 		var err error
-		n, err = redis.Int(s.revokeHandle.DoContext(ctx, conn, s.indexKey(userID), s.prefix, handle))
+		n, err = redis.Int(s.revokeHandle.DoContext(ctx, conn, s.keys.UserIndex(userID), s.keys.Prefix(), handle))
 		return err
 	})
 	s.counter.SessionsRevoked(n)
@@ -228,10 +195,10 @@ func (s *Sessions) RevokeHandle(ctx context.Context, userID, handle string) (boo
 
 // List returns the user's live sessions, newest first, in two round trips
 // (the index, then one MGET); entries whose session expired are pruned.
-func (s *Sessions) List(ctx context.Context, userID string) ([]models.Session, error) {
+func (s *SessionStore) List(ctx context.Context, userID string) ([]models.Session, error) {
 	var out []models.Session
-	err := s.withConn(ctx, func(ctx context.Context, conn redis.Conn) error {
-		index, err := redis.StringMap(redis.DoContext(conn, ctx, "HGETALL", s.indexKey(userID)))
+	err := s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+		index, err := redis.StringMap(redis.DoContext(conn, ctx, "HGETALL", s.keys.UserIndex(userID)))
 		if err != nil || len(index) == 0 {
 			return err
 		}
@@ -240,7 +207,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]models.Session, e
 		keys := make([]any, 0, len(index))
 		for handle, id := range index {
 			handles = append(handles, handle)
-			keys = append(keys, s.key(id))
+			keys = append(keys, s.keys.Session(id))
 		}
 		if len(keys) == 0 {
 			return nil
@@ -260,7 +227,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]models.Session, e
 			out = append(out, rec)
 		}
 		if len(dead) > 0 {
-			_, err = redis.DoContext(conn, ctx, "HDEL", append([]any{s.indexKey(userID)}, dead...)...)
+			_, err = redis.DoContext(conn, ctx, "HDEL", append([]any{s.keys.UserIndex(userID)}, dead...)...)
 		}
 		return err
 	})
@@ -275,7 +242,7 @@ func (s *Sessions) List(ctx context.Context, userID string) ([]models.Session, e
 
 // encode returns the record's JSON and its TTL, the time to the earlier of
 // its two deadlines; a record past them is not_authenticated.
-func (s *Sessions) encode(rec *models.Session) ([]byte, time.Duration, error) {
+func (s *SessionStore) encode(rec *models.Session) ([]byte, time.Duration, error) {
 	ttl := s.ttl(rec)
 	if ttl <= 0 {
 		return nil, 0, models.ErrNotAuthenticated
@@ -288,7 +255,7 @@ func (s *Sessions) encode(rec *models.Session) ([]byte, time.Duration, error) {
 }
 
 // ttl is the time to the earlier of the record's two deadlines.
-func (s *Sessions) ttl(rec *models.Session) time.Duration {
+func (s *SessionStore) ttl(rec *models.Session) time.Duration {
 	return rec.ExpiresAt(s.lifetimes).Sub(s.now())
 }
 

@@ -48,18 +48,16 @@ type ThrottleLimits struct {
 
 // Throttle counts attempts in Redis, so every instance shares the counts.
 type Throttle struct {
-	pool    *redis.Pool
-	gate    *RedisGate
-	prefix  string
+	redis   *Redis
+	keys    RedisKeys
 	limits  ThrottleLimits
-	timeout time.Duration
 	reserve *redis.Script
 	release *redis.Script
 }
 
-// NewThrottle returns the Redis-backed throttle; keys start with prefix.
-func NewThrottle(pool *redis.Pool, gate *RedisGate, prefix string, limits ThrottleLimits, timeout time.Duration) *Throttle {
-	return &Throttle{pool: pool, gate: gate, prefix: prefix + "throttle:", limits: limits, timeout: timeout,
+// NewThrottle returns the Redis-backed throttle with limits.
+func NewThrottle(r *Redis, limits ThrottleLimits) *Throttle {
+	return &Throttle{redis: r, keys: r.Keys(), limits: limits,
 		reserve: redis.NewScript(-1, reserveScript), release: redis.NewScript(-1, releaseScript)}
 }
 
@@ -73,7 +71,7 @@ type LoginAttempt struct {
 // BeginLogin reserves one password attempt for the normalised email and the
 // client IP, or fails with too_many_requests carrying what is left of the window.
 func (t *Throttle) BeginLogin(ctx context.Context, email, ip string) (*LoginAttempt, error) {
-	a := &LoginAttempt{throttle: t, emailKey: t.prefix + "login:email:" + strings.ToLower(email), ipKey: t.prefix + "login:ip:" + ip}
+	a := &LoginAttempt{throttle: t, emailKey: t.keys.Throttle("login:email", strings.ToLower(email)), ipKey: t.keys.Throttle("login:ip", ip)}
 	err := t.take(ctx, []string{a.emailKey, a.ipKey}, []int{t.limits.LoginMaxFailures, t.limits.LoginIPMaxFailures}, t.limits.LoginWindow)
 	if err != nil {
 		return nil, err
@@ -86,7 +84,7 @@ func (a *LoginAttempt) Succeeded(ctx context.Context) error {
 	t := a.throttle
 	// The verdict is known: release even when the client has gone, or an
 	// abandoned correct login would count as a failure.
-	return withRedis(context.WithoutCancel(ctx), t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
+	return t.redis.Do(context.WithoutCancel(ctx), func(ctx context.Context, conn redis.Conn) error {
 		_, err := t.release.DoContext(ctx, conn, 2, a.emailKey, a.ipKey, "reset")
 		return err
 	})
@@ -98,7 +96,7 @@ func (a *LoginAttempt) Succeeded(ctx context.Context) error {
 // when Redis is what failed, the count stays.
 func (a *LoginAttempt) Abandon(ctx context.Context) {
 	t := a.throttle
-	_ = withRedis(context.WithoutCancel(ctx), t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
+	_ = t.redis.Do(context.WithoutCancel(ctx), func(ctx context.Context, conn redis.Conn) error {
 		_, err := t.release.DoContext(ctx, conn, 2, a.emailKey, a.ipKey, "give-back")
 		return err
 	})
@@ -106,7 +104,7 @@ func (a *LoginAttempt) Abandon(ctx context.Context) {
 
 // BeginRegister counts one registration attempt for the client IP.
 func (t *Throttle) BeginRegister(ctx context.Context, ip string) error {
-	return t.take(ctx, []string{t.prefix + "register:ip:" + ip}, []int{t.limits.RegisterIPMax}, t.limits.RegisterWindow)
+	return t.take(ctx, []string{t.keys.Throttle("register:ip", ip)}, []int{t.limits.RegisterIPMax}, t.limits.RegisterWindow)
 }
 
 func (t *Throttle) take(ctx context.Context, keys []string, limits []int, window time.Duration) error {
@@ -120,7 +118,7 @@ func (t *Throttle) take(ctx context.Context, keys []string, limits []int, window
 	}
 	args = append(args, window.Milliseconds())
 	var waitMS int64
-	err := withRedis(ctx, t.pool, t.gate, t.timeout, func(ctx context.Context, conn redis.Conn) error {
+	err := t.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
 		var err error
 		waitMS, err = redis.Int64(t.reserve.DoContext(ctx, conn, args...))
 		return err

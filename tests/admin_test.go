@@ -17,7 +17,7 @@ import (
 func TestAdminListUsersPagesFiltersAndOrders(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, nil)
-	admin, adminID := s.seedAdmin(t)
+	admin, adminID := s.newAdmin(t)
 	base := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	type row struct {
 		id      string
@@ -44,8 +44,8 @@ func TestAdminListUsersPagesFiltersAndOrders(t *testing.T) {
 	}
 	ids := func(res *response) []string {
 		var out []string
-		for _, u := range res.Body["users"].([]any) {
-			out = append(out, u.(map[string]any)["id"].(string))
+		for _, u := range decodeBody[usersBody](res).Users {
+			out = append(out, u.ID)
 		}
 		return out
 	}
@@ -54,7 +54,9 @@ func TestAdminListUsersPagesFiltersAndOrders(t *testing.T) {
 	if got := ids(res); !slices.Equal(got, want) || res.Body["total"] != float64(7) {
 		t.Fatalf("got %v (total %v), want %v ordered by created_at then id (total 7)", got, res.Body["total"], want)
 	}
-	first := res.Body["users"].([]any)[0].(map[string]any)
+	first := decodeBody[struct {
+		Users []map[string]any `json:"users"`
+	}](res).Users[0]
 	var keys []string
 	for k := range first {
 		keys = append(keys, k)
@@ -63,30 +65,30 @@ func TestAdminListUsersPagesFiltersAndOrders(t *testing.T) {
 	if !slices.Equal(keys, []string{"created_at", "disabled", "email", "id", "name", "role"}) || strings.Contains(res.Raw, "argon2") {
 		t.Fatalf("got user keys %v, want the contract's user object", keys)
 	}
-	if !parseTime(t, first["created_at"]).Equal(base) {
-		t.Fatalf("got created_at %v, want %v", first["created_at"], base)
+	if created := decodeBody[usersBody](res).Users[0].CreatedAt; !parseTime(t, created).Equal(base) {
+		t.Fatalf("got created_at %v, want %v", created, base)
 	}
 	res = admin.do("GET", "/admin/users?limit=3&offset=2", nil).want(t, 200)
 	if got := ids(res); !slices.Equal(got, want[2:5]) || res.Body["total"] != float64(7) {
 		t.Fatalf("got page %v (total %v), want %v (total 7)", got, res.Body["total"], want[2:5])
 	}
 	res = admin.do("GET", "/admin/users?limit=100&offset=50", nil).want(t, 200)
-	if res.Body["total"] != float64(7) || len(res.Body["users"].([]any)) != 0 {
+	if res.Body["total"] != float64(7) || len(decodeBody[usersBody](res).Users) != 0 {
 		t.Fatalf("got %s, want no users and total 7", res.Raw)
 	}
 	for filter, wantTotal := range map[string]int{"ALPHA": 2, "under_": 1, "_": 1, "%": 0, "example.com": 7, "nobody": 0} {
 		res := admin.do("GET", "/admin/users?email="+url.QueryEscape(filter), nil).want(t, 200)
-		if res.Body["total"] != float64(wantTotal) || len(res.Body["users"].([]any)) != wantTotal {
+		if res.Body["total"] != float64(wantTotal) || len(decodeBody[usersBody](res).Users) != wantTotal {
 			t.Fatalf("email=%s: got %s, want %d users", filter, res.Raw, wantTotal)
 		}
 	}
 	res = admin.do("GET", "/admin/users?email=alpha&limit=1&offset=1", nil).want(t, 200)
-	if res.Body["total"] != float64(2) || len(res.Body["users"].([]any)) != 1 {
+	if res.Body["total"] != float64(2) || len(decodeBody[usersBody](res).Users) != 1 {
 		t.Fatalf("got %s, want one of two alpha users", res.Raw)
 	}
 	for query, field := range map[string]string{"limit=0": "limit", "limit=101": "limit", "limit=ten": "limit", "offset=-1": "offset", "offset=x": "offset"} {
 		res := admin.do("GET", "/admin/users?"+query, nil).want(t, 400, "validation_failed")
-		if f, _ := res.Body["fields"].(map[string]any); f[field] == nil {
+		if _, named := res.fields()[field]; !named {
 			t.Fatalf("%s: got %s, want %s named", query, res.Raw, field)
 		}
 	}
@@ -97,7 +99,7 @@ func TestAdminListUsersPagesFiltersAndOrders(t *testing.T) {
 func TestAdminCreatesUsersWhileRegistrationIsDisabled(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, env{"REGISTRATION_ENABLED": "false"})
-	admin, adminID := s.seedAdmin(t)
+	admin, adminID := s.newAdmin(t)
 	s.newClient(t).do("POST", "/register", map[string]any{"email": uniqueEmail("self"), "password": testPassword, "name": "S"}).
 		want(t, 403, "registration_disabled")
 
@@ -105,18 +107,18 @@ func TestAdminCreatesUsersWhileRegistrationIsDisabled(t *testing.T) {
 	res := admin.do("POST", "/admin/users", map[string]any{"email": " " + strings.ToUpper(email) + " ", "password": testPassword,
 		"name": "  Newcomer ", "role": "user"}).want(t, 201)
 	u := res.user()
-	if uuid.Validate(u["id"].(string)) != nil || u["email"] != email || u["name"] != "Newcomer" || u["role"] != "user" || u["disabled"] != false {
+	if uuid.Validate(u.ID) != nil || u.Email != email || u.Name != "Newcomer" || u.Role != "user" || u.Disabled != false {
 		t.Fatalf("got %s, want the created user, normalised", res.Raw)
 	}
-	parseTime(t, u["created_at"])
+	parseTime(t, u.CreatedAt)
 	if len(res.Header.Values("Set-Cookie")) != 0 {
 		t.Fatalf("got Set-Cookie %v, want the admin's session left alone", res.Header.Values("Set-Cookie"))
 	}
-	if me := admin.do("GET", "/me", nil).want(t, 200).user(); me["id"] != adminID {
+	if me := admin.do("GET", "/me", nil).want(t, 200).user(); me.ID != adminID {
 		t.Fatalf("got /me %v, want the admin still", me)
 	}
 	created := s.loggedIn(t, email, testPassword)
-	if me := created.do("GET", "/me", nil).want(t, 200).user(); me["role"] != "user" {
+	if me := created.do("GET", "/me", nil).want(t, 200).user(); me.Role != "user" {
 		t.Fatalf("got %v, want role user", me)
 	}
 	created.do("POST", "/admin/users", map[string]any{"email": uniqueEmail("x"), "password": testPassword, "name": "X", "role": "admin"}).
@@ -139,7 +141,7 @@ func TestAdminCreatesUsersWhileRegistrationIsDisabled(t *testing.T) {
 		"no email":        {map[string]any{"password": testPassword, "name": "V", "role": "user"}, "email"},
 	} {
 		res := admin.do("POST", "/admin/users", tc.body).want(t, 400, "validation_failed")
-		if f, _ := res.Body["fields"].(map[string]any); f[tc.field] == nil {
+		if _, named := res.fields()[tc.field]; !named {
 			t.Fatalf("%s: got %s, want %s named", name, res.Raw, tc.field)
 		}
 	}
@@ -151,21 +153,21 @@ func TestAdminCreatesUsersWhileRegistrationIsDisabled(t *testing.T) {
 func TestAdminPatchRevokesSessionsOnlyWhenRoleOrDisabledChanges(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, nil)
-	admin, _ := s.seedAdmin(t)
+	admin, _ := s.newAdmin(t)
 	email, id := s.seedUser(t, "target", models.RoleUser, false)
 	x1, x2 := s.loggedIn(t, email, testPassword), s.loggedIn(t, email, testPassword)
 	path := "/admin/users/" + id
 
 	// A PATCH that changes nothing revokes nothing.
 	admin.do("PATCH", path, map[string]any{"role": "user"}).want(t, 200)
-	if u := admin.do("PATCH", path, map[string]any{"role": "user", "disabled": false}).want(t, 200).user(); u["id"] != id || u["role"] != "user" {
+	if u := admin.do("PATCH", path, map[string]any{"role": "user", "disabled": false}).want(t, 200).user(); u.ID != id || u.Role != "user" {
 		t.Fatalf("got %v, want the unchanged user", u)
 	}
 	x1.do("GET", "/me", nil).want(t, 200)
 	x2.do("GET", "/me", nil).want(t, 200)
 
 	res := admin.do("PATCH", path, map[string]any{"role": "admin"}).want(t, 200)
-	if res.user()["role"] != "admin" || s.expiresCookie(res) {
+	if res.user().Role != "admin" || s.expiresCookie(res) {
 		t.Fatalf("got %s, want role admin and the admin's own cookie kept", res.Raw)
 	}
 	x1.do("GET", "/me", nil).want(t, 401, "not_authenticated")
@@ -174,11 +176,11 @@ func TestAdminPatchRevokesSessionsOnlyWhenRoleOrDisabledChanges(t *testing.T) {
 		t.Fatalf("got %d sessions left, want none", len(keys))
 	}
 	x3 := s.loggedIn(t, email, testPassword)
-	if me := x3.do("GET", "/me", nil).want(t, 200).user(); me["role"] != "admin" {
+	if me := x3.do("GET", "/me", nil).want(t, 200).user(); me.Role != "admin" {
 		t.Fatalf("got %v, want the new role", me)
 	}
 
-	if u := admin.do("PATCH", "/admin/users/"+strings.ToUpper(id), map[string]any{"disabled": true}).want(t, 200).user(); u["disabled"] != true {
+	if u := admin.do("PATCH", "/admin/users/"+strings.ToUpper(id), map[string]any{"disabled": true}).want(t, 200).user(); u.Disabled != true {
 		t.Fatalf("got %v, want disabled", u)
 	}
 	x3.do("GET", "/me", nil).want(t, 401, "not_authenticated")
@@ -193,7 +195,7 @@ func TestAdminPatchRevokesSessionsOnlyWhenRoleOrDisabledChanges(t *testing.T) {
 	for name, body := range map[string]any{"empty": `{}`, "null role": `{"role":null}`, "unknown role": `{"role":"root"}`,
 		"disabled string": `{"disabled":"yes"}`, "role number": `{"role":1}`} {
 		res := admin.do("PATCH", path, body).want(t, 400, "validation_failed")
-		if f, _ := res.Body["fields"].(map[string]any); len(f) == 0 {
+		if len(res.fields()) == 0 {
 			t.Fatalf("%s: got %s, want fields", name, res.Raw)
 		}
 	}
@@ -220,13 +222,13 @@ func TestAdminPatchRevokesSessionsOnlyWhenRoleOrDisabledChanges(t *testing.T) {
 func TestLastActiveAdminCannotBeRemoved(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, nil)
-	a, aID := s.seedAdmin(t)
-	b, bID := s.seedAdmin(t)
+	a, aID := s.newAdmin(t)
+	b, bID := s.newAdmin(t)
 	aCookie := a.sessionCookie().Value
 
 	// Changing oneself ends one's own session; the answer expires the cookie.
 	res := a.do("PATCH", "/admin/users/"+aID, map[string]any{"role": "user"}).want(t, 200)
-	if res.user()["role"] != "user" || !s.expiresCookie(res) {
+	if res.user().Role != "user" || !s.expiresCookie(res) {
 		t.Fatalf("got %s with Set-Cookie %v, want role user and the cookie expired", res.Raw, res.Header.Values("Set-Cookie"))
 	}
 	if s.cookieAlive(t, aCookie) {
@@ -277,8 +279,8 @@ func TestAdminsRemovingEachOtherAtOnceLeaveOneAdmin(t *testing.T) {
 		if err := s.DB.Model(&models.User{}).Where("role = ?", models.RoleAdmin).Update("role", models.RoleUser).Error; err != nil {
 			t.Fatal(err)
 		}
-		a, aID := s.seedAdmin(t)
-		b, bID := s.seedAdmin(t)
+		a, aID := s.newAdmin(t)
+		b, bID := s.newAdmin(t)
 		var ra, rb *response
 		var wg sync.WaitGroup
 		wg.Go(func() { ra = a.do("PATCH", "/admin/users/"+bID, bodies[i%3]) })
@@ -329,7 +331,7 @@ func TestConcurrentPatchesOfOneUserKeepBothChanges(t *testing.T) {
 func TestRoleChangeOrDisableRacingLogin(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, nil)
-	admin, _ := s.seedAdmin(t)
+	admin, _ := s.newAdmin(t)
 	email, id := s.seedUser(t, "mover", models.RoleUser, false)
 	role := "user"
 	for i := 0; i < 16; i++ {
@@ -355,8 +357,8 @@ func TestRoleChangeOrDisableRacingLogin(t *testing.T) {
 			switch {
 			case i%2 == 0 && me.Status != 401:
 				t.Fatalf("round %d: a login racing the disable is still signed in", i)
-			case i%2 == 1 && me.Status == 200 && me.user()["role"] != role:
-				t.Fatalf("round %d: got a live session with role %v, want %s or none", i, me.user()["role"], role)
+			case i%2 == 1 && me.Status == 200 && me.user().Role != role:
+				t.Fatalf("round %d: got a live session with role %v, want %s or none", i, me.user().Role, role)
 			}
 		}
 		s.checkIndexConsistent(t, id)
@@ -427,11 +429,11 @@ func TestAdminChangesNeedRecentAuthentication(t *testing.T) {
 func TestRevocationMarkOutlivesAnIndexAboutToExpire(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, nil)
-	admin, _ := s.seedAdmin(t)
+	admin, _ := s.newAdmin(t)
 	email, id := s.seedUser(t, "fading", models.RoleUser, false)
 	admin.do("PATCH", "/admin/users/"+id, map[string]any{"role": "admin"}).want(t, 200) // an earlier mark
 	s.loggedIn(t, email, testPassword)
-	key := s.Config.SessionKeyPrefix + "u:" + id
+	key := s.Config.Session.KeyPrefix + "u:" + id
 	s.redisCmd(t, "PEXPIRE", key, 300)
 	admin.do("PATCH", "/admin/users/"+id, map[string]any{"disabled": true}).want(t, 200)
 	ver, _ := redis.String(s.redisCmd(t, "HGET", key, "#ver"), nil)

@@ -13,8 +13,7 @@ import (
 //	go test -run '^$' -bench MeHotPath -benchmem -cpuprofile /tmp/me.prof ./tests
 func BenchmarkMeHotPath(b *testing.B) {
 	deps := newDeps(b, env{"LOG_LEVEL": "info"})
-	s := deps.start(b)
-	handler := buildRouter(b, s.Config, discardLogger(), s.DB, s.Redis)
+	handler := deps.startQuiet(b).App.Handler
 
 	reg := httptest.NewRequest("POST", "/register", strings.NewReader(`{"email":"`+uniqueEmail("bench")+`","password":"`+testPassword+`","name":"B"}`))
 	reg.Header.Set("Content-Type", "application/json")
@@ -46,8 +45,7 @@ func BenchmarkMeHotPath(b *testing.B) {
 func BenchmarkLoginUnknownVsWrongPassword(b *testing.B) {
 	deps := newDeps(b, env{"ARGON2_MEMORY_KIB": "19456", "ARGON2_ITERATIONS": "2", "HASH_CONCURRENCY": "1",
 		"LOGIN_MAX_FAILURES": "1000000", "LOGIN_IP_MAX_FAILURES": "1000000"})
-	s := deps.start(b)
-	handler := buildRouter(b, s.Config, discardLogger(), s.DB, s.Redis)
+	handler := deps.startQuiet(b).App.Handler
 	email := uniqueEmail("timing")
 	post := func(path, body string) int {
 		req := httptest.NewRequest("POST", path, strings.NewReader(body))

@@ -62,7 +62,7 @@ func TestCORSAllowsOnlyConfiguredOrigins(t *testing.T) {
 func TestCrossOriginProtectionOnEveryUnsafeRoute(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, env{"CORS_ALLOWED_ORIGINS": spaOrigin})
-	engine := buildRouter(t, s.Config, discardLogger(), s.DB, s.Redis).(*gin.Engine)
+	engine := s.App.Handler.(*gin.Engine)
 	c := s.newClient(t)
 	unsafe := 0
 	for _, route := range engine.Routes() {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/sessionauth/api/models"
 )
 
 // client is one browser-like user agent with its own cookie jar.
@@ -20,12 +18,53 @@ type client struct {
 	http *http.Client
 }
 
-// response is an answer with its JSON body decoded.
+// response is an answer with its JSON body decoded loosely into Body (for
+// comparisons) and, on demand, into the contract's types (user, sessions, fields).
 type response struct {
+	t      *testing.T
 	Status int
 	Header http.Header
 	Body   map[string]any
 	Raw    string
+}
+
+// userBody is the contract's user object.
+type userBody struct {
+	ID        string `json:"id"`
+	Email     string `json:"email"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	Disabled  bool   `json:"disabled"`
+	CreatedAt string `json:"created_at"`
+}
+
+// sessionBody is the contract's session object in listings.
+type sessionBody struct {
+	ID         string `json:"id"`
+	CreatedAt  string `json:"created_at"`
+	LastSeenAt string `json:"last_seen_at"`
+	ExpiresAt  string `json:"expires_at"`
+	IP         string `json:"ip"`
+	UserAgent  string `json:"user_agent"`
+	Current    bool   `json:"current"`
+}
+
+// errorBody is the contract's error shape.
+type errorBody struct {
+	Error   string            `json:"error"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields"`
+}
+
+// decodeBody decodes the answer's JSON into a T, failing the test when the
+// body does not have T's shape.
+func decodeBody[T any](r *response) T {
+	r.t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(r.Raw), &v); err != nil {
+		r.t.Fatalf("got body %s, want %T: %v", r.Raw, v, err)
+	}
+	return v
 }
 
 func (s *testServer) newClient(t *testing.T) *client {
@@ -72,7 +111,7 @@ func (c *client) do(method, path string, body any, headers ...string) *response 
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
-	out := &response{Status: res.StatusCode, Header: res.Header, Raw: mustReadAll(c.t, res.Body)}
+	out := &response{t: c.t, Status: res.StatusCode, Header: res.Header, Raw: mustReadAll(c.t, res.Body)}
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
 		_ = json.Unmarshal([]byte(out.Raw), &out.Body)
 	}
@@ -93,13 +132,21 @@ func (r *response) want(t *testing.T, status int, code ...string) *response {
 }
 
 // user returns the "user" object of the body.
-func (r *response) user() map[string]any {
-	u, _ := r.Body["user"].(map[string]any)
-	return u
+func (r *response) user() userBody {
+	r.t.Helper()
+	return decodeBody[struct {
+		User userBody `json:"user"`
+	}](r).User
+}
+
+// fields returns the "fields" of a validation_failed answer.
+func (r *response) fields() map[string]string {
+	r.t.Helper()
+	return decodeBody[errorBody](r).Fields
 }
 
 // register creates and logs in a user through the API.
-func (c *client) register(email string) map[string]any {
+func (c *client) register(email string) userBody {
 	c.t.Helper()
 	return c.do("POST", "/register", map[string]any{"email": email, "password": testPassword, "name": "Test User"}).want(c.t, 201).user()
 }
@@ -113,7 +160,7 @@ func (c *client) login(email, password string) *response {
 func (c *client) sessionCookie() *http.Cookie {
 	u, _ := url.Parse(c.srv.URL)
 	for _, ck := range c.http.Jar.Cookies(u) {
-		if ck.Name == c.srv.Config.SessionCookieName {
+		if ck.Name == c.srv.Config.Cookie.Name {
 			return ck
 		}
 	}
@@ -123,7 +170,7 @@ func (c *client) sessionCookie() *http.Cookie {
 // setSessionCookie plants value as the session cookie.
 func (c *client) setSessionCookie(value string) {
 	u, _ := url.Parse(c.srv.URL)
-	c.http.Jar.SetCookies(u, []*http.Cookie{{Name: c.srv.Config.SessionCookieName, Value: value, Path: "/"}})
+	c.http.Jar.SetCookies(u, []*http.Cookie{{Name: c.srv.Config.Cookie.Name, Value: value, Path: "/"}})
 }
 
 // registeredClients registers n users, each logged in with a client of its own.
@@ -137,19 +184,6 @@ func (s *testServer) registeredClients(t *testing.T, n int, name string) ([]*cli
 		clients[i].register(emails[i])
 	}
 	return clients, emails
-}
-
-// newAdmin registers a user, makes them admin in the database and logs in.
-func (s *testServer) newAdmin(t *testing.T) (*client, string) {
-	t.Helper()
-	c := s.newClient(t)
-	email := uniqueEmail("admin")
-	id := c.register(email)["id"].(string)
-	if err := s.DB.Model(&models.User{}).Where("id = ?", id).Update("role", models.RoleAdmin).Error; err != nil {
-		t.Fatal(err)
-	}
-	c.login(email, testPassword).want(t, 200)
-	return c, id
 }
 
 // syncBuffer collects the server's log lines safely across goroutines.
@@ -168,4 +202,10 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// usersBody is the admin listing.
+type usersBody struct {
+	Users []userBody `json:"users"`
+	Total int        `json:"total"`
 }

@@ -31,17 +31,17 @@ func TestJourneyRegisterMeLogoutLogin(t *testing.T) {
 	email := uniqueEmail("Ada")
 	res := c.do("POST", "/register", map[string]any{"email": "  " + strings.ToUpper(email) + " ", "password": testPassword, "name": "  Ada ", "role": "admin"}).want(t, 201)
 	u := res.user()
-	if u["email"] != email || u["name"] != "Ada" || u["role"] != "user" || u["disabled"] != false {
+	if u.Email != email || u.Name != "Ada" || u.Role != "user" || u.Disabled != false {
 		t.Fatalf("got user %v, want normalised email, trimmed name, role user (role in body ignored)", u)
 	}
-	if _, err := time.Parse(time.RFC3339, u["created_at"].(string)); err != nil || !strings.HasSuffix(u["created_at"].(string), "Z") {
-		t.Fatalf("got created_at %v, want RFC 3339 UTC", u["created_at"])
+	if _, err := time.Parse(time.RFC3339, u.CreatedAt); err != nil || !strings.HasSuffix(u.CreatedAt, "Z") {
+		t.Fatalf("got created_at %v, want RFC 3339 UTC", u.CreatedAt)
 	}
-	if _, ok := u["password_hash"]; ok || strings.Contains(res.Raw, "argon2") {
+	if strings.Contains(res.Raw, "password") || strings.Contains(res.Raw, "argon2") {
 		t.Fatalf("response leaks the hash: %s", res.Raw)
 	}
 	me := c.do("GET", "/me", nil).want(t, 200).user()
-	if me["id"] != u["id"] || me["email"] != email {
+	if me.ID != u.ID || me.Email != email {
 		t.Fatalf("got /me %v, want %v", me, u)
 	}
 	c.do("POST", "/logout", nil).want(t, 200)
@@ -90,11 +90,11 @@ func TestContractErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			res := s.newClient(t).do(tc.method, tc.path, tc.body, tc.headers...).want(t, tc.status, tc.code)
-			if msg, _ := res.Body["message"].(string); msg == "" {
+			if decodeBody[errorBody](res).Message == "" {
 				t.Fatalf("got no message in %s", res.Raw)
 			}
 			if tc.code == "validation_failed" {
-				if f, _ := res.Body["fields"].(map[string]any); len(f) == 0 {
+				if len(res.fields()) == 0 {
 					t.Fatalf("got no fields in %s", res.Raw)
 				}
 			}
@@ -110,7 +110,7 @@ func TestContractErrors(t *testing.T) {
 	}
 	// A field of the wrong type is named in fields.
 	res := c.do("POST", "/login", `{"email":"a@b.c","password":12345678}`).want(t, 400, "validation_failed")
-	if res.Body["fields"].(map[string]any)["password"] == nil {
+	if res.fields()["password"] == "" {
 		t.Fatalf("got fields %v, want password named", res.Body["fields"])
 	}
 }
@@ -183,14 +183,14 @@ func TestLoginMintsNewSessionID(t *testing.T) {
 	s := newServer(t, nil)
 	victim := s.newClient(t)
 	attacker := s.newClient(t)
-	attackerID := attacker.register(uniqueEmail("attacker"))["id"].(string)
+	attackerID := attacker.register(uniqueEmail("attacker")).ID
 	oldIDs := s.sessionIDs(t, attackerID)
 	planted := attacker.sessionCookie().Value
 	attacker.do("POST", "/logout", nil).want(t, 200)
 
 	victim.setSessionCookie(planted)
 	victimEmail := uniqueEmail("victim")
-	victimID := s.newClient(t).register(victimEmail)["id"].(string)
+	victimID := s.newClient(t).register(victimEmail).ID
 	victim.login(victimEmail, testPassword).want(t, 200)
 	if got := victim.sessionCookie().Value; got == planted {
 		t.Fatal("login kept the planted cookie")
@@ -199,7 +199,7 @@ func TestLoginMintsNewSessionID(t *testing.T) {
 	if len(newIDs) != 2 || newIDs[0] == oldIDs[0] || newIDs[1] == oldIDs[0] {
 		t.Fatalf("got victim sessions %v, want two fresh ids, none %v", newIDs, oldIDs)
 	}
-	if n, _ := redis.Int(s.redisCmd(t, "EXISTS", s.Config.SessionKeyPrefix+oldIDs[0]), nil); n != 0 {
+	if n, _ := redis.Int(s.redisCmd(t, "EXISTS", s.Config.Session.KeyPrefix+oldIDs[0]), nil); n != 0 {
 		t.Fatal("the planted session's key exists again")
 	}
 	victim.do("GET", "/me", nil).want(t, 200)
@@ -246,12 +246,12 @@ func TestRedisKeyPerSessionWithTTLAndNoKeyAfterLogout(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, env{"SESSION_IDLE_TIMEOUT": "1h", "SESSION_ABSOLUTE_TIMEOUT": "3h"})
 	c := s.newClient(t)
-	id := c.register(uniqueEmail("ttl"))["id"].(string)
+	id := c.register(uniqueEmail("ttl")).ID
 	ids := s.sessionIDs(t, id)
 	if len(ids) != 1 {
 		t.Fatalf("got %d sessions in the index, want 1", len(ids))
 	}
-	key := s.Config.SessionKeyPrefix + ids[0]
+	key := s.Config.Session.KeyPrefix + ids[0]
 	ttl, _ := redis.Int(s.redisCmd(t, "TTL", key), nil)
 	if ttl < 3590 || ttl > 3600 {
 		t.Fatalf("got TTL %d, want the idle timeout (3600)", ttl)
@@ -293,8 +293,8 @@ func TestAbsoluteTimeoutEndsActiveSession(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, env{"SESSION_IDLE_TIMEOUT": "20s", "SESSION_TOUCH_INTERVAL": "1s", "SESSION_ABSOLUTE_TIMEOUT": "3s"})
 	c := s.newClient(t)
-	id := c.register(uniqueEmail("abs"))["id"].(string)
-	ttl, _ := redis.Int64(s.redisCmd(t, "PTTL", s.Config.SessionKeyPrefix+s.sessionIDs(t, id)[0]), nil)
+	id := c.register(uniqueEmail("abs")).ID
+	ttl, _ := redis.Int64(s.redisCmd(t, "PTTL", s.Config.Session.KeyPrefix+s.sessionIDs(t, id)[0]), nil)
 	if ttl > 3000 || ttl < 2000 {
 		t.Fatalf("got PTTL %d, want the absolute deadline (3 s) as the earlier one", ttl)
 	}
@@ -352,7 +352,9 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatalf("got %s", res.Raw)
 	}
 	res := c.do("GET", "/readyz", nil).want(t, 200)
-	checks := res.Body["checks"].(map[string]any)
+	checks := decodeBody[struct {
+		Checks map[string]string `json:"checks"`
+	}](res).Checks
 	if checks["database"] != "ok" || checks["redis"] != "ok" {
 		t.Fatalf("got %s", res.Raw)
 	}
@@ -386,7 +388,7 @@ func TestLoginPrunesExpiredIndexEntries(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, env{"SESSION_IDLE_TIMEOUT": "1s", "SESSION_TOUCH_INTERVAL": "100ms", "SESSION_ABSOLUTE_TIMEOUT": "1h"})
 	email := uniqueEmail("prune")
-	id := s.newClient(t).register(email)["id"].(string)
+	id := s.newClient(t).register(email).ID
 	for i := 0; i < 3; i++ {
 		s.newClient(t).login(email, testPassword).want(t, 200)
 	}

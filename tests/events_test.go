@@ -15,15 +15,14 @@ func TestSecurityEventsAreLogged(t *testing.T) {
 	admin, _ := s.newAdmin(t)
 	email := uniqueEmail("events")
 	c := s.newClient(t)
-	userID := c.register(email)["id"].(string)
+	userID := c.register(email).ID
 	cookie := c.sessionCookie().Value
 	other := s.newClient(t)
 	other.login(email, testPassword).want(t, 200)
 	sessionIDs := s.sessionIDs(t, userID)
-	list := c.do("GET", "/sessions", nil).want(t, 200).Body["sessions"].([]any)
-	for _, item := range list {
-		if session := item.(map[string]any); session["current"] == false {
-			c.do("DELETE", "/sessions/"+session["id"].(string), nil).want(t, 204)
+	for _, session := range c.sessions() {
+		if !session.Current {
+			c.do("DELETE", "/sessions/"+session.ID, nil).want(t, 204)
 		}
 	}
 	c.do("POST", "/password", map[string]any{"current_password": testPassword, "new_password": testPassword + " two"}).want(t, 200)

@@ -323,7 +323,7 @@ func TestRedisProcessFaults(t *testing.T) {
 	rp := startRedisProcess(t)
 	const timeout = 300 * time.Millisecond
 	deps := newDeps(t, env{"REDIS_TIMEOUT": timeout.String()})
-	deps.redisURL = rp.url()
+	deps.settings["REDIS_URL"] = rp.url()
 	s := deps.start(t)
 	bound := outageBound(timeout)
 

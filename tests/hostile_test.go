@@ -48,7 +48,7 @@ func TestHostileCookiesAnswer401(t *testing.T) {
 	c := s.newClient(t)
 	c.register(uniqueEmail("hostile"))
 	good := c.sessionCookie().Value
-	name := s.Config.SessionCookieName
+	name := s.Config.Cookie.Name
 	tampered := []byte(good)
 	tampered[len(tampered)/2] ^= 0x01
 	for label, value := range map[string]string{
@@ -78,8 +78,7 @@ func TestSlowLorisIsCutWhileOthersAreServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler := buildRouter(t, s.Config, discardLogger(), s.DB, s.Redis)
-	srv := api.NewHTTPServer("", handler, api.ServerTimeouts{ReadHeader: 500 * time.Millisecond, Read: time.Second,
+	srv := api.NewHTTPServer("", s.App.Handler, api.ServerTimeouts{ReadHeader: 500 * time.Millisecond, Read: time.Second,
 		Write: 2 * time.Second, Idle: time.Second}, discardLogger())
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })

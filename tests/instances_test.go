@@ -23,25 +23,20 @@ func TestTwoInstancesShareSessionsRevocationAndThrottle(t *testing.T) {
 
 	laptop := a.newClient(t)
 	email := uniqueEmail("replica")
-	id := laptop.register(email)["id"]
-	if got := laptop.via(b).do("GET", "/me", nil).want(t, 200).user()["id"]; got != id {
+	id := laptop.register(email).ID
+	if got := laptop.via(b).do("GET", "/me", nil).want(t, 200).user().ID; got != id {
 		t.Fatalf("got user %v on the other instance, want %v", got, id)
 	}
 	phone := b.newClient(t)
 	phone.login(email, testPassword).want(t, 200)
-	if n := len(phone.via(a).do("GET", "/sessions", nil).want(t, 200).Body["sessions"].([]any)); n != 2 {
+	if n := len(phone.via(a).sessions()); n != 2 {
 		t.Fatalf("got %d sessions listed on the other instance, want 2", n)
 	}
 
 	// One session revoked on B is gone on A at once.
 	tablet := a.newClient(t)
 	tablet.login(email, testPassword).want(t, 200)
-	var tabletHandle string
-	for _, raw := range tablet.do("GET", "/sessions", nil).want(t, 200).Body["sessions"].([]any) {
-		if s := raw.(map[string]any); s["current"] == true {
-			tabletHandle = s["id"].(string)
-		}
-	}
+	tabletHandle := tablet.currentHandle()
 	phone.do("DELETE", "/sessions/"+tabletHandle, nil).want(t, 204)
 	tablet.do("GET", "/me", nil).want(t, 401, "not_authenticated")
 

@@ -132,7 +132,7 @@ func TestMetricsCountRequestsLoginsSessionsAndOutages(t *testing.T) {
 func TestMetricsOffOrOnTheirOwnListener(t *testing.T) {
 	t.Parallel()
 	off := newServer(t, env{"METRICS_ENABLED": "false"})
-	if off.Metrics != nil {
+	if off.App.Metrics != nil {
 		t.Fatal("got metrics with METRICS_ENABLED=false")
 	}
 	off.newClient(t).do("GET", "/metrics", nil).want(t, 404, "not_found")
@@ -140,10 +140,10 @@ func TestMetricsOffOrOnTheirOwnListener(t *testing.T) {
 	deps := newDeps(t, env{"METRICS_ADDR": "127.0.0.1:0"})
 	private, neighbour := deps.start(t), deps.start(t)
 	private.newClient(t).do("GET", "/metrics", nil).want(t, 404, "not_found")
-	if private.Metrics == nil {
+	if private.App.Metrics == nil {
 		t.Fatal("got no metrics with METRICS_ADDR set")
 	}
-	listener := httptest.NewServer(private.Metrics.Handler()) // what main serves on METRICS_ADDR
+	listener := httptest.NewServer(private.App.Metrics) // what main serves on METRICS_ADDR
 	t.Cleanup(listener.Close)
 	res, err := listener.Client().Get(listener.URL + "/metrics")
 	if err != nil {
@@ -153,7 +153,7 @@ func TestMetricsOffOrOnTheirOwnListener(t *testing.T) {
 	m := parseMetrics(t, mustReadAll(t, res.Body))
 	m.wantMetric(t, 1, "sessionauth_http_requests_total", "method", "GET", "route", "unmatched", "status", "404")
 
-	listener2 := httptest.NewServer(neighbour.Metrics.Handler())
+	listener2 := httptest.NewServer(neighbour.App.Metrics)
 	t.Cleanup(listener2.Close)
 	res2, err := listener2.Client().Get(listener2.URL)
 	if err != nil {

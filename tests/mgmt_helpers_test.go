@@ -8,32 +8,26 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	"github.com/google/uuid"
 
 	"github.com/sessionauth/api/models"
 	"github.com/sessionauth/api/services"
 )
 
-// Helpers of the session-management and admin tests (issue 4).
+// Helpers for users, admins and sessions.
 
-// seedUser inserts a user straight into the database (so it works while
-// registration is disabled) with testPassword hashed as the server would.
+// seedUser creates a user through the application's admin service (so it
+// works while registration is disabled) with testPassword, disabled if asked.
 func (s *testServer) seedUser(t *testing.T, name string, role models.Role, disabled bool) (email, id string) {
 	t.Helper()
-	cfg := s.Config
-	hasher, err := services.NewHasher(services.Argon2Params{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations,
-		Parallelism: cfg.Argon2Parallelism}, 1, time.Second)
+	user, err := s.App.Admin.CreateUser(t.Context(), services.Registration{Email: uniqueEmail(name), Name: name,
+		Password: testPassword, Role: role})
 	if err != nil {
-		t.Fatal(err)
-	}
-	hash, err := hasher.Hash(t.Context(), testPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	user := models.User{ID: uuid.NewString(), Email: uniqueEmail(name), Name: name, Role: role, Disabled: disabled,
-		PasswordHash: hash, SessionVersion: 1}
-	if err := s.DB.Create(&user).Error; err != nil {
 		t.Fatalf("seed user: %v", err)
+	}
+	if disabled {
+		if err := s.DB.Model(&models.User{}).Where("id = ?", user.ID).Update("disabled", true).Error; err != nil {
+			t.Fatalf("disable user: %v", err)
+		}
 	}
 	return user.Email, user.ID
 }
@@ -46,34 +40,27 @@ func (s *testServer) loggedIn(t *testing.T, email, password string, headers ...s
 	return c
 }
 
-// seedAdmin seeds an active admin and logs them in.
-func (s *testServer) seedAdmin(t *testing.T) (*client, string) {
+// newAdmin seeds an active admin and logs them in.
+func (s *testServer) newAdmin(t *testing.T) (*client, string) {
 	t.Helper()
 	email, id := s.seedUser(t, "admin", models.RoleAdmin, false)
 	return s.loggedIn(t, email, testPassword), id
 }
 
 // sessions lists the caller's sessions.
-func (c *client) sessions() []map[string]any {
+func (c *client) sessions() []sessionBody {
 	c.t.Helper()
-	res := c.do("GET", "/sessions", nil).want(c.t, 200)
-	raw, ok := res.Body["sessions"].([]any)
-	if !ok {
-		c.t.Fatalf("got %s, want a sessions array", res.Raw)
-	}
-	out := make([]map[string]any, 0, len(raw))
-	for _, r := range raw {
-		out = append(out, r.(map[string]any))
-	}
-	return out
+	return decodeBody[struct {
+		Sessions []sessionBody `json:"sessions"`
+	}](c.do("GET", "/sessions", nil).want(c.t, 200)).Sessions
 }
 
 // currentHandle returns the handle of the caller's own session.
 func (c *client) currentHandle() string {
 	c.t.Helper()
 	for _, sess := range c.sessions() {
-		if sess["current"] == true {
-			return sess["id"].(string)
+		if sess.Current {
+			return sess.ID
 		}
 	}
 	c.t.Fatal("no session marked current")
@@ -100,7 +87,7 @@ func (s *testServer) cookieAlive(t *testing.T, value string) bool {
 // redisCmd runs one command on the server's Redis.
 func (s *testServer) redisCmd(t *testing.T, cmd string, args ...any) any {
 	t.Helper()
-	conn := s.Redis.Get()
+	conn := s.Redis.Pool().Get()
 	defer conn.Close()
 	v, err := conn.Do(cmd, args...)
 	if err != nil {
@@ -112,7 +99,7 @@ func (s *testServer) redisCmd(t *testing.T, cmd string, args ...any) any {
 // userIndex returns the user's index (handle -> session id), '#ver' left out.
 func (s *testServer) userIndex(t *testing.T, userID string) map[string]string {
 	t.Helper()
-	m, err := redis.StringMap(s.redisCmd(t, "HGETALL", s.Config.SessionKeyPrefix+"u:"+userID), nil)
+	m, err := redis.StringMap(s.redisCmd(t, "HGETALL", s.Config.Session.KeyPrefix+"u:"+userID), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +111,7 @@ func (s *testServer) userIndex(t *testing.T, userID string) map[string]string {
 // test's own key prefix. Only the test scans; the product never does.
 func (s *testServer) sessionKeysOf(t *testing.T, userID string) map[string]models.Session {
 	t.Helper()
-	prefix := s.Config.SessionKeyPrefix
+	prefix := s.Config.Session.KeyPrefix
 	out := map[string]models.Session{}
 	cursor := "0"
 	for {
@@ -192,7 +179,7 @@ func parseTime(t *testing.T, v any) time.Time {
 // expiresCookie reports whether res expires the session cookie.
 func (s *testServer) expiresCookie(res *response) bool {
 	for _, set := range res.Header.Values("Set-Cookie") {
-		if strings.HasPrefix(set, s.Config.SessionCookieName+"=;") && strings.Contains(set, "Max-Age=0") {
+		if strings.HasPrefix(set, s.Config.Cookie.Name+"=;") && strings.Contains(set, "Max-Age=0") {
 			return true
 		}
 	}
@@ -203,7 +190,7 @@ func (s *testServer) expiresCookie(res *response) bool {
 func (s *testServer) newCookieIn(res *response) string {
 	r := http.Response{Header: res.Header}
 	for _, ck := range r.Cookies() {
-		if ck.Name == s.Config.SessionCookieName && ck.MaxAge > 0 {
+		if ck.Name == s.Config.Cookie.Name && ck.MaxAge > 0 {
 			return ck.Value
 		}
 	}

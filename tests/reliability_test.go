@@ -22,8 +22,8 @@ import (
 func newProxiedServer(t *testing.T, settings env) (*testServer, *faultProxy) {
 	t.Helper()
 	deps := newDeps(t, settings)
-	proxy, proxied := newFaultProxy(t, deps.redisURL)
-	deps.redisURL = proxied
+	proxy, proxied := newFaultProxy(t, deps.settings["REDIS_URL"])
+	deps.settings["REDIS_URL"] = proxied
 	return deps.start(t), proxy
 }
 
@@ -84,7 +84,9 @@ func want503InTime(t *testing.T, answers []timedResponse, bound time.Duration) {
 func wantReadiness(t *testing.T, c *client, status int, checks map[string]string) {
 	t.Helper()
 	res := c.do("GET", "/readyz", nil).want(t, status)
-	got, _ := res.Body["checks"].(map[string]any)
+	got := decodeBody[struct {
+		Checks map[string]string `json:"checks"`
+	}](res).Checks
 	for name, want := range checks {
 		if got[name] != want {
 			t.Fatalf("/readyz: got checks %v, want %s %s", got, name, want)
@@ -199,7 +201,7 @@ func TestRedisRestartAnswersNo503(t *testing.T) {
 	const users = 16
 	clients, emails := s.registeredClients(t, users, "restart")
 	fillPool(t, s, 8)
-	idle := s.Redis.Stats().IdleCount
+	idle := s.Redis.Pool().Stats().IdleCount
 
 	proxy.restart()
 	failures := 0
@@ -235,7 +237,7 @@ func fillPool(t *testing.T, s *testServer, n int) {
 	t.Helper()
 	conns := make([]interface{ Close() error }, n)
 	for i := range conns {
-		conn := s.Redis.Get()
+		conn := s.Redis.Pool().Get()
 		if _, err := conn.Do("PING"); err != nil {
 			t.Fatalf("PING: %v", err)
 		}
@@ -244,7 +246,7 @@ func fillPool(t *testing.T, s *testServer, n int) {
 	for _, conn := range conns {
 		_ = conn.Close()
 	}
-	if idle := s.Redis.Stats().IdleCount; idle < n {
+	if idle := s.Redis.Pool().Stats().IdleCount; idle < n {
 		t.Fatalf("got %d idle connections, want at least %d", idle, n)
 	}
 }
@@ -256,8 +258,8 @@ func TestStartWithRedisDown(t *testing.T) {
 	t.Parallel()
 	const timeout = 300 * time.Millisecond
 	deps := newDeps(t, env{"REDIS_TIMEOUT": timeout.String()})
-	proxy, proxied := newFaultProxy(t, deps.redisURL)
-	deps.redisURL = proxied
+	proxy, proxied := newFaultProxy(t, deps.settings["REDIS_URL"])
+	deps.settings["REDIS_URL"] = proxied
 	proxy.cut()
 	s := deps.start(t)
 	c := s.newClient(t)
@@ -377,9 +379,7 @@ func TestDatabaseDown(t *testing.T) {
 	pg.kill()
 
 	const timeout = 500 * time.Millisecond
-	deps := newDeps(t, env{"DATABASE_TIMEOUT": timeout.String()})
-	deps.db = db
-	s := deps.start(t)
+	s := newServer(t, env{"DATABASE_TIMEOUT": timeout.String(), "DATABASE_URL": pg.url()})
 	c := s.newClient(t)
 
 	// Started with the database down.
@@ -410,12 +410,12 @@ func TestDatabaseDown(t *testing.T) {
 	}), outageBound(timeout))
 	// A client retrying as often as the throttle allows is not locked out
 	// by the outage: a 503 is no failed login.
-	for range s.Config.LoginMaxFailures {
+	for range s.Config.Throttle.LoginMaxFailures {
 		want503InTime(t, doAll([]call{{s.newClient(t), "POST", "/login", credentials(userEmail)}}), outageBound(timeout))
 	}
 	wantReadiness(t, c, 503, map[string]string{"database": "unavailable", "redis": "ok"})
 	user.do("GET", "/me", nil).want(t, 200)
-	if n := len(user.do("GET", "/sessions", nil).want(t, 200).Body["sessions"].([]any)); n != 3 {
+	if n := len(user.sessions()); n != 3 {
 		t.Fatalf("got %d sessions, want 3", n)
 	}
 	spare.do("POST", "/logout", nil).want(t, 200)
@@ -434,7 +434,7 @@ func TestDatabaseDown(t *testing.T) {
 	// The server ends every connection between two requests (a restart
 	// quicker than pgx's default one-second idle check, a failover, an idle
 	// killer): no pooled connection may fail a request.
-	fillDBPool(t, db, 5)
+	fillDBPool(t, s.DB, 5)
 	terminateBackends(t, pg)
 	for i := 0; i < 6; i++ {
 		s.newClient(t).login(userEmail, testPassword).want(t, 200)

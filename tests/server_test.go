@@ -4,12 +4,10 @@
 package tests
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -18,48 +16,43 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
 	"gorm.io/gorm"
 
 	"github.com/sessionauth/api/api"
 	"github.com/sessionauth/api/config"
-	"github.com/sessionauth/api/middleware"
-	"github.com/sessionauth/api/models"
 	"github.com/sessionauth/api/services"
-	"github.com/sessionauth/api/services/commonpasswords"
 )
 
 // testPassword is long, uncommon and reused by every test user.
 const testPassword = "correct horse battery staple"
 
-// testServer is one API instance under test.
+// testServer is one API instance under test: the application main serves,
+// built by api.New from a config.Config, behind an httptest server.
 type testServer struct {
-	URL     string
-	Config  config.Config
-	Redis   *redis.Pool
-	DB      *gorm.DB
-	Logs    *syncBuffer
-	Metrics *middleware.Metrics // nil when METRICS_ENABLED=false
-	server  *httptest.Server
+	URL    string
+	Config config.Config
+	App    *api.App
+	Redis  *services.Redis
+	DB     *gorm.DB
+	Logs   *syncBuffer
+	server *httptest.Server
 }
 
 // env is the test's settings on top of cheap Argon2 and an unsecured cookie
 // (httptest serves plain HTTP).
 type env map[string]string
 
-// newServer starts the real router with its own Redis key prefix and, on
+// newServer starts the application with its own Redis key prefix and, on
 // PostgreSQL, its own schema, so tests run in parallel without sharing state.
 func newServer(t *testing.T, settings env) *testServer {
 	t.Helper()
-	deps := newDeps(t, settings)
-	return deps.start(t)
+	return newDeps(t, settings).start(t)
 }
 
-// testDeps are the database and Redis that one or more instances share.
+// testDeps are the settings, the database and the Redis that one or more
+// instances share.
 type testDeps struct {
 	settings env
-	db       *gorm.DB
-	redisURL string
 }
 
 func newDeps(t testing.TB, settings env) *testDeps {
@@ -69,137 +62,76 @@ func newDeps(t testing.TB, settings env) *testDeps {
 		"HASH_CONCURRENCY": "4", "SESSION_SECRET": "test-secret-test-secret-test-secret-0001",
 		"SESSION_KEY_PREFIX": "t" + randomHex(6) + ":", "LOG_LEVEL": "debug",
 	}
-	for k, v := range settings {
-		base[k] = v
+	if dsn := os.Getenv("TEST_DATABASE_URL"); dsn != "" {
+		base["DATABASE_URL"] = newTestSchema(t, dsn)
+	} else {
+		base["SQLITE_PATH"] = filepath.Join(t.TempDir(), "app.db")
 	}
-	d := &testDeps{settings: base}
-	d.db = openTestDatabase(t)
-	d.redisURL = os.Getenv("TEST_REDIS_URL")
-	if d.redisURL == "" {
+	base["REDIS_URL"] = os.Getenv("TEST_REDIS_URL")
+	if base["REDIS_URL"] == "" {
 		url, stop, err := services.StartEmbeddedRedis()
 		if err != nil {
 			t.Fatalf("embedded redis: %v", err)
 		}
 		t.Cleanup(stop)
-		d.redisURL = url
+		base["REDIS_URL"] = url
 	}
-	return d
+	for k, v := range settings {
+		base[k] = v
+	}
+	return &testDeps{settings: base}
 }
 
-// start builds one instance the way main's newRouter does.
+// start builds one instance with api.New, as main does; its log lines are
+// kept in Logs.
 func (d *testDeps) start(t testing.TB) *testServer {
+	t.Helper()
+	logs := &syncBuffer{}
+	s := d.startWith(t, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s.Logs = logs
+	return s
+}
+
+// startQuiet is start with the log discarded, for benchmarks and fuzzing.
+func (d *testDeps) startQuiet(t testing.TB) *testServer { return d.startWith(t, discardLogger()) }
+
+func (d *testDeps) startWith(t testing.TB, log *slog.Logger) *testServer {
 	t.Helper()
 	cfg, err := config.Load(func(k string) string { return d.settings[k] })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	pool := services.NewRedisPool(d.redisURL, cfg.RedisPoolSize, cfg.RedisTimeout)
-	t.Cleanup(func() { _ = pool.Close() })
-	metrics := newMetrics(cfg)
-	handler := newRouter(t, cfg, log, d.db, pool, metrics)
-	srv := httptest.NewServer(handler)
-	t.Cleanup(srv.Close)
-	return &testServer{URL: srv.URL, Config: cfg, Redis: pool, DB: d.db, Logs: logs, Metrics: metrics, server: srv}
-}
-
-// newMetrics builds the collectors as main's run does: nil when METRICS_ENABLED=false.
-func newMetrics(cfg config.Config) *middleware.Metrics {
-	if !cfg.MetricsEnabled {
-		return nil
-	}
-	return middleware.NewMetrics()
-}
-
-// buildRouter is newRouter with metrics built as run() builds them.
-func buildRouter(t testing.TB, cfg config.Config, log *slog.Logger, db *gorm.DB, pool *redis.Pool) http.Handler {
-	t.Helper()
-	return newRouter(t, cfg, log, db, pool, newMetrics(cfg))
-}
-
-// newRouter repeats main.newRouter's constructor calls (package main cannot be imported).
-func newRouter(t testing.TB, cfg config.Config, log *slog.Logger, db *gorm.DB, pool *redis.Pool, metrics *middleware.Metrics) http.Handler {
-	t.Helper()
-	now := time.Now
-	gate := services.NewRedisGate(cfg.RedisPoolSize, cfg.RedisTimeout)
-	lifetimes := models.SessionLifetimes{Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute}
-	keyPairs := [][]byte{cfg.SessionSecret, nil}
-	if len(cfg.SessionSecretPrevious) > 0 {
-		keyPairs = append(keyPairs, cfg.SessionSecretPrevious, nil)
-	}
-	store, codecs := middleware.NewSessionStore(pool, cfg.SessionKeyPrefix, cfg.SessionAbsolute, keyPairs...)
-	hasher, err := services.NewHasher(services.Argon2Params{MemoryKiB: cfg.Argon2MemoryKiB, Iterations: cfg.Argon2Iterations,
-		Parallelism: cfg.Argon2Parallelism}, cfg.HashConcurrency, cfg.HashWait)
+	app, err := api.New(t.Context(), cfg, log)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("api.New: %v", err)
 	}
-	users := services.NewUsers(db, cfg.DatabaseTimeout)
-	sessions := services.NewSessions(pool, gate, cfg.SessionKeyPrefix, lifetimes, cfg.RedisTimeout, now, metrics)
-	throttle := services.NewThrottle(pool, gate, cfg.SessionKeyPrefix, services.ThrottleLimits{
-		LoginMaxFailures: cfg.LoginMaxFailures, LoginIPMaxFailures: cfg.LoginIPMaxFailures, LoginWindow: cfg.LoginFailureWindow,
-		RegisterIPMax: cfg.RegisterIPMax, RegisterWindow: cfg.RegisterWindow}, cfg.RedisTimeout)
-	auth := services.NewAuth(users, hasher, throttle, sessions, commonpasswords.New(), log)
-	var publicMetrics http.Handler
-	if cfg.MetricsAddr == "" {
-		publicMetrics = metrics.Handler()
-	}
-	router, err := api.NewRouter(api.Deps{
-		Log: log, Auth: auth, Admin: services.NewAdmin(users, auth, sessions), Sessions: sessions,
-		SessionMiddleware: middleware.NewSessions(store, codecs, sessions, gate, middleware.CookieOptions{
-			Name: cfg.SessionCookieName, Secure: cfg.CookieSecure, SameSite: cfg.CookieSameSite, Domain: cfg.CookieDomain,
-		}, lifetimes, cfg.SessionTouchInterval, now),
-		Ready: map[string]api.Pinger{
-			"database": func(ctx context.Context) error { return services.PingDatabase(ctx, db) },
-			"redis":    func(ctx context.Context) error { return services.PingRedis(ctx, pool) },
-		},
-		CORSAllowedOrigins: cfg.CORSAllowedOrigins, TrustedProxies: cfg.TrustedProxies,
-		RegistrationEnabled: cfg.RegistrationEnabled, ReauthWindow: cfg.ReauthWindow, Now: now,
-		Observe: metrics.Observe(), Metrics: publicMetrics,
+	srv := httptest.NewServer(app.Handler)
+	t.Cleanup(func() {
+		srv.Close()
+		app.Close()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return router
+	return &testServer{URL: srv.URL, Config: cfg, App: app, Redis: app.Redis, DB: app.DB, server: srv}
 }
 
-// openTestDatabase opens TEST_DATABASE_URL in a schema of the test's own, or
-// an SQLite file in the test's temp folder, and migrates it.
-func openTestDatabase(t testing.TB) *gorm.DB {
+// newTestSchema creates a PostgreSQL schema of the test's own (dropped at
+// cleanup) and returns dsn with it as the search path.
+func newTestSchema(t testing.TB, dsn string) string {
 	t.Helper()
-	ctx := context.Background()
-	dsn := os.Getenv("TEST_DATABASE_URL")
-	opts := services.DatabaseOptions{SQLitePath: filepath.Join(t.TempDir(), "app.db"), MaxOpenConns: 10, MaxIdleConns: 5, ConnMaxLife: time.Minute}
-	if dsn != "" {
-		schema := "t_" + randomHex(8)
-		admin, err := services.OpenDatabase(services.DatabaseOptions{URL: dsn, MaxOpenConns: 2, MaxIdleConns: 1, ConnMaxLife: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
-			t.Fatalf("create schema: %v", err)
-		}
-		t.Cleanup(func() {
-			admin.Exec("DROP SCHEMA " + schema + " CASCADE")
-			if sqlDB, err := admin.DB(); err == nil {
-				_ = sqlDB.Close()
-			}
-		})
-		opts.URL = withSearchPath(dsn, schema)
-	}
-	db, err := services.OpenDatabase(opts)
+	schema := "t_" + randomHex(8)
+	admin, err := services.OpenDatabase(services.DatabaseOptions{URL: dsn, MaxOpenConns: 2, MaxIdleConns: 1, ConnMaxLife: time.Minute})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		t.Fatalf("create schema: %v", err)
 	}
 	t.Cleanup(func() {
-		if sqlDB, err := db.DB(); err == nil {
+		admin.Exec("DROP SCHEMA " + schema + " CASCADE")
+		if sqlDB, err := admin.DB(); err == nil {
 			_ = sqlDB.Close()
 		}
 	})
-	if err := services.Migrate(ctx, db); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return db
+	return withSearchPath(dsn, schema)
 }
 
 func withSearchPath(dsn, schema string) string {

@@ -25,7 +25,7 @@ func TestSessionsListsLiveSessionsNewestFirst(t *testing.T) {
 	email := uniqueEmail("lister")
 	first := s.newClient(t)
 	userID := first.do("POST", "/register", map[string]any{"email": email, "password": testPassword, "name": "L"},
-		"User-Agent", "agent-first").want(t, 201).user()["id"].(string)
+		"User-Agent", "agent-first").want(t, 201).user().ID
 	time.Sleep(1100 * time.Millisecond) // a later second, and past the touch interval
 	longUA, wideUA := strings.Repeat("x", 300), strings.Repeat("é", 200)
 	second := s.loggedIn(t, email, testPassword, "User-Agent", longUA)
@@ -49,15 +49,15 @@ func TestSessionsListsLiveSessionsNewestFirst(t *testing.T) {
 			t.Fatal("listing contains a cookie value")
 		}
 	}
-	byUA := map[string]map[string]any{}
+	byUA := map[string]sessionBody{}
 	var prev time.Time
 	current := 0
 	for i, sess := range list {
-		handle, _ := sess["id"].(string)
+		handle := sess.ID
 		if !handlePattern.MatchString(handle) {
 			t.Fatalf("got handle %q, want 22 base64url characters", handle)
 		}
-		created, seen, expires := parseTime(t, sess["created_at"]), parseTime(t, sess["last_seen_at"]), parseTime(t, sess["expires_at"])
+		created, seen, expires := parseTime(t, sess.CreatedAt), parseTime(t, sess.LastSeenAt), parseTime(t, sess.ExpiresAt)
 		if i > 0 && created.After(prev) {
 			t.Fatalf("got created_at %v after %v, want newest first", created, prev)
 		}
@@ -68,22 +68,21 @@ func TestSessionsListsLiveSessionsNewestFirst(t *testing.T) {
 		if !expires.Equal(seen.Add(time.Hour)) {
 			t.Fatalf("got expires_at %v, want last_seen_at + idle timeout %v", expires, seen.Add(time.Hour))
 		}
-		if sess["ip"] != "127.0.0.1" {
-			t.Fatalf("got ip %v, want 127.0.0.1", sess["ip"])
+		if sess.IP != "127.0.0.1" {
+			t.Fatalf("got ip %v, want 127.0.0.1", sess.IP)
 		}
-		if sess["current"] == true {
+		if sess.Current == true {
 			current++
 		}
-		byUA[sess["user_agent"].(string)] = sess
+		byUA[sess.UserAgent] = sess
 	}
-	if current != 1 || byUA[longUA[:256]]["current"] != true {
+	if current != 1 || !byUA[longUA[:256]].Current {
 		t.Fatalf("got %d current sessions, want exactly the caller's: %s", current, res.Raw)
 	}
-	if list[2]["user_agent"] != "agent-first" {
+	if list[2].UserAgent != "agent-first" {
 		t.Fatalf("got oldest session %v, want the first login's last", list[2])
 	}
-	cut := byUA[strings.Repeat("é", 128)]
-	if cut == nil {
+	if _, cut := byUA[strings.Repeat("é", 128)]; !cut {
 		t.Fatalf("got user agents %v, want the 400-byte one cut to 256 bytes at a character boundary", res.Raw)
 	}
 	for ua := range byUA {
@@ -92,11 +91,11 @@ func TestSessionsListsLiveSessionsNewestFirst(t *testing.T) {
 		}
 	}
 	old := byUA["agent-first"]
-	if !parseTime(t, old["last_seen_at"]).After(parseTime(t, old["created_at"])) {
-		t.Fatalf("got last_seen_at %v, want the activity after created_at %v", old["last_seen_at"], old["created_at"])
+	if !parseTime(t, old.LastSeenAt).After(parseTime(t, old.CreatedAt)) {
+		t.Fatalf("got last_seen_at %v, want the activity after created_at %v", old.LastSeenAt, old.CreatedAt)
 	}
 	// Handles are per session and stable.
-	if third.currentHandle() == second.currentHandle() || third.currentHandle() != byUA[strings.Repeat("é", 128)]["id"] {
+	if third.currentHandle() == second.currentHandle() || third.currentHandle() != byUA[strings.Repeat("é", 128)].ID {
 		t.Fatal("handles are not one per session")
 	}
 }
@@ -109,11 +108,11 @@ func TestSessionsListReadsTheIndexAndPrunesDeadEntries(t *testing.T) {
 	s := newServer(t, nil)
 	email := uniqueEmail("pruned")
 	a := s.newClient(t)
-	userID := a.register(email)["id"].(string)
+	userID := a.register(email).ID
 	b := s.loggedIn(t, email, testPassword)
 	doomed := s.loggedIn(t, email, testPassword)
 	doomedHandle := doomed.currentHandle()
-	prefix := s.Config.SessionKeyPrefix
+	prefix := s.Config.Session.KeyPrefix
 	index := s.userIndex(t, userID)
 
 	body, _ := redis.Bytes(s.redisCmd(t, "GET", prefix+index[b.currentHandle()]), nil)
@@ -133,7 +132,7 @@ func TestSessionsListReadsTheIndexAndPrunesDeadEntries(t *testing.T) {
 		t.Fatalf("got %d sessions %v, want the 2 live ones from the index", len(list), list)
 	}
 	for _, sess := range list {
-		if h := sess["id"]; h == rec.Handle() || h == doomedHandle || h == "danglingDanglingDangle" {
+		if h := sess.ID; h == rec.Handle() || h == doomedHandle || h == "danglingDanglingDangle" {
 			t.Fatalf("got session %v in the listing, want only live indexed ones", h)
 		}
 	}
@@ -149,7 +148,7 @@ func TestDeleteSessionRevokesItAtOnce(t *testing.T) {
 	s := newServer(t, nil)
 	email := uniqueEmail("revoker")
 	a := s.newClient(t)
-	userID := a.register(email)["id"].(string)
+	userID := a.register(email).ID
 	b := s.loggedIn(t, email, testPassword)
 	c := s.loggedIn(t, email, testPassword)
 	bHandle := b.currentHandle()
@@ -162,7 +161,7 @@ func TestDeleteSessionRevokesItAtOnce(t *testing.T) {
 	b.do("GET", "/me", nil).want(t, 401, "not_authenticated")
 	c.do("GET", "/me", nil).want(t, 200)
 	a.do("GET", "/me", nil).want(t, 200)
-	if n, _ := redis.Int(s.redisCmd(t, "EXISTS", s.Config.SessionKeyPrefix+bID), nil); n != 0 {
+	if n, _ := redis.Int(s.redisCmd(t, "EXISTS", s.Config.Session.KeyPrefix+bID), nil); n != 0 {
 		t.Fatal("revoked session key still in Redis")
 	}
 	if _, ok := s.userIndex(t, userID)[bHandle]; ok {
@@ -217,13 +216,13 @@ func TestPasswordChangeRevokesOtherSessionsAndRotatesTheCallers(t *testing.T) {
 	s := newServer(t, env{"SESSION_ABSOLUTE_TIMEOUT": "2h"})
 	email := uniqueEmail("changer")
 	a := s.newClient(t)
-	userID := a.register(email)["id"].(string)
+	userID := a.register(email).ID
 	b := s.loggedIn(t, email, testPassword)
 	other := s.newClient(t)
 	other.register(uniqueEmail("bystander"))
 	oldCookie := a.sessionCookie().Value
 	oldHandle := a.currentHandle()
-	oldCreated := parseTime(t, a.sessions()[0]["created_at"])
+	oldCreated := parseTime(t, a.sessions()[0].CreatedAt)
 	time.Sleep(1100 * time.Millisecond) // so the new lifetimes visibly start later
 
 	const next = "a brand new passphrase 42"
@@ -241,10 +240,10 @@ func TestPasswordChangeRevokesOtherSessionsAndRotatesTheCallers(t *testing.T) {
 	b.do("GET", "/me", nil).want(t, 401, "not_authenticated")
 	other.do("GET", "/me", nil).want(t, 200)
 	list := a.sessions()
-	if len(list) != 1 || list[0]["current"] != true || list[0]["id"] == oldHandle {
+	if len(list) != 1 || list[0].Current != true || list[0].ID == oldHandle {
 		t.Fatalf("got sessions %v, want only the caller's new one", list)
 	}
-	if created := parseTime(t, list[0]["created_at"]); !created.After(oldCreated) {
+	if created := parseTime(t, list[0].CreatedAt); !created.After(oldCreated) {
 		t.Fatalf("got created_at %v, want after the old %v: lifetimes start afresh", created, oldCreated)
 	}
 	if keys := s.checkIndexConsistent(t, userID); len(keys) != 1 {
@@ -306,7 +305,7 @@ func TestLogoutAllPasswordChangeAndLoginRace(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, env{"LOGIN_MAX_FAILURES": "100000", "LOGIN_IP_MAX_FAILURES": "100000"})
 	email := uniqueEmail("racer")
-	userID := s.newClient(t).register(email)["id"].(string)
+	userID := s.newClient(t).register(email).ID
 	password := testPassword
 	for i := 0; i < 15; i++ {
 		next := fmt.Sprintf("rotated passphrase %d %s", i, randomHex(4))

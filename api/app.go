@@ -1,0 +1,214 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/sessionauth/api/config"
+	"github.com/sessionauth/api/middleware"
+	"github.com/sessionauth/api/models"
+	"github.com/sessionauth/api/services"
+	"github.com/sessionauth/api/services/commonpasswords"
+)
+
+// App is the product built once from its configuration: main serves it, the
+// commands use its services and the tests start it, so all three run the
+// same composition. It is the one place that knows every package.
+type App struct {
+	Config config.Config
+	// Handler is the whole HTTP API.
+	Handler http.Handler
+	// Metrics serves GET /metrics for a listener of its own (METRICS_ADDR);
+	// nil when metrics are off.
+	Metrics http.Handler
+	DB      *gorm.DB
+	Redis   *services.Redis
+	Users   *services.Users
+	Admin   *services.Admin
+
+	stop    context.CancelFunc // ends background work
+	workers sync.WaitGroup
+	closers []func()
+}
+
+// New builds the application from cfg: the database (PostgreSQL, or the
+// embedded SQLite file in development), Redis (or the in-process store in
+// development), the services, the session manager and the router. It does
+// not need either dependency to be up: a start with one down serves as soon
+// as it answers. With AUTO_MIGRATE the schema is applied before New returns
+// when the database answers, else retried in the background.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, err error) {
+	app = &App{Config: cfg}
+	defer func() {
+		if err != nil {
+			app.Close()
+		}
+	}()
+	for _, warning := range cfg.Warnings() {
+		log.Warn(warning)
+	}
+	if err := app.openDatabase(cfg, log); err != nil {
+		return nil, err
+	}
+	if err := app.openRedis(cfg, log); err != nil {
+		return nil, err
+	}
+	secrets, err := sessionSecrets(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	var bg context.Context
+	bg, app.stop = context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.Database.AutoMigrate {
+		app.migrate(ctx, bg, log)
+	}
+
+	var metrics *middleware.Metrics // nil: METRICS_ENABLED=false, and records nothing
+	if cfg.Metrics.Enabled {
+		metrics = middleware.NewMetrics()
+		app.Metrics = metrics.Handler()
+	}
+	hasher, err := services.NewHasher(services.Argon2Params(cfg.Argon2), cfg.Hashing.Concurrency, cfg.Hashing.Wait)
+	if err != nil {
+		return nil, err
+	}
+	lifetimes := models.SessionLifetimes(cfg.Session.Lifetimes)
+	sessionStore := services.NewSessionStore(app.Redis, services.SessionStoreOptions{Lifetimes: lifetimes, Counter: metrics})
+	app.Users = services.NewUsers(app.DB, cfg.Database.Timeout)
+	auth := services.NewAuth(services.AuthOptions{
+		Users: app.Users, Hasher: hasher, Throttle: services.NewThrottle(app.Redis, services.ThrottleLimits(cfg.Throttle)),
+		Sessions: sessionStore, CommonPasswords: commonpasswords.New(), Log: log,
+	})
+	app.Admin = services.NewAdmin(app.Users, auth, sessionStore)
+	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
+		Redis: app.Redis, Records: sessionStore, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
+		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
+	})
+	var publicMetrics http.Handler // on the API's own port only without METRICS_ADDR
+	if cfg.Metrics.Addr == "" {
+		publicMetrics = app.Metrics
+	}
+	router, err := NewRouter(Deps{
+		Log: log, Auth: auth, Admin: app.Admin, SessionStore: sessionStore, SessionManager: sessionManager,
+		Ready: map[string]Pinger{
+			"database": func(ctx context.Context) error { return services.PingDatabase(ctx, app.DB) },
+			"redis":    app.Redis.Ping,
+		},
+		CORSAllowedOrigins: cfg.Browser.CORSAllowedOrigins, TrustedProxies: cfg.Browser.TrustedProxies,
+		RegistrationEnabled: cfg.RegistrationEnabled, ReauthWindow: cfg.ReauthWindow, Now: time.Now,
+		Observe: metrics.Observe(), Metrics: publicMetrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	app.Handler = router
+	return app, nil
+}
+
+// Close stops background work and closes Redis and the database (and the
+// in-process Redis of development).
+func (a *App) Close() {
+	if a.stop != nil {
+		a.stop()
+	}
+	a.workers.Wait()
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+// Migrate applies the database schema.
+func (a *App) Migrate(ctx context.Context) error { return services.Migrate(ctx, a.DB) }
+
+func (a *App) openDatabase(cfg config.Config, log *slog.Logger) error {
+	db, err := services.OpenDatabase(services.DatabaseOptions{URL: cfg.Database.URL, SQLitePath: cfg.Database.SQLitePath,
+		MaxOpenConns: cfg.Database.MaxOpenConns, MaxIdleConns: cfg.Database.MaxIdleConns, ConnMaxLife: cfg.Database.ConnMaxLife})
+	if err != nil {
+		return err
+	}
+	a.DB = db
+	a.closers = append(a.closers, func() {
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+	if cfg.Database.URL == "" {
+		log.Warn("DATABASE_URL unset: using the embedded SQLite file (development only)", "path", cfg.Database.SQLitePath)
+	}
+	return nil
+}
+
+func (a *App) openRedis(cfg config.Config, log *slog.Logger) error {
+	url := cfg.Redis.URL
+	if url == "" {
+		embedded, stop, err := services.StartEmbeddedRedis()
+		if err != nil {
+			return err
+		}
+		a.closers = append(a.closers, stop)
+		url = embedded
+		log.Warn("REDIS_URL unset: using an in-process Redis-compatible store; sessions end with the process (development only)")
+	}
+	a.Redis = services.NewRedis(services.RedisOptions{URL: url, PoolSize: cfg.Redis.PoolSize, Timeout: cfg.Redis.Timeout,
+		KeyPrefix: cfg.Session.KeyPrefix})
+	a.closers = append(a.closers, func() { _ = a.Redis.Close() })
+	return nil
+}
+
+// migrate applies the schema now when the database answers, so a server or a
+// test starts on an up-to-date schema, and otherwise keeps retrying in the
+// background, so a start with the database down heals by itself.
+func (a *App) migrate(ctx, bg context.Context, log *slog.Logger) {
+	first, cancel := context.WithTimeout(ctx, a.Config.Database.Timeout+time.Second)
+	err := a.Migrate(first)
+	cancel()
+	if err == nil {
+		log.Info("database schema up to date")
+		return
+	}
+	log.Warn("database not ready; will retry the migration", "err", err)
+	a.workers.Go(func() {
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+			if err := a.Migrate(bg); err == nil {
+				log.Info("database schema up to date")
+				return
+			}
+		}
+	})
+}
+
+// sessionSecrets returns the signing secret first and the previous one, if
+// any; in development without SESSION_SECRET one is generated for the run
+// (config refuses a missing one in production).
+func sessionSecrets(cfg config.Config, log *slog.Logger) ([][]byte, error) {
+	secret := cfg.Session.Secret
+	if len(secret) == 0 {
+		if cfg.Production {
+			return nil, errors.New("SESSION_SECRET is required in production")
+		}
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, fmt.Errorf("generate session secret: %w", err)
+		}
+		log.Warn("SESSION_SECRET unset: generated one for this run; sessions end with the process (development only)")
+	}
+	secrets := [][]byte{secret}
+	if len(cfg.Session.SecretPrevious) > 0 {
+		secrets = append(secrets, cfg.Session.SecretPrevious)
+	}
+	return secrets, nil
+}
