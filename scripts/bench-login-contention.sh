@@ -12,7 +12,7 @@
 # Prints the /me throughput ratio contended/idle and p99 ratio contended/idle (medians over the
 # pairs), the login throughput meanwhile, and the server's peak RSS (VmHWM, reset before each run
 # through /proc/PID/clear_refs) during the idle /me runs, the contended runs, and bursts of
-# BURST (200) concurrent logins (tests/load -burst-logins): (a) one user from one IP, as a naive
+# BURST (200) concurrent logins (scripts/bench/load -burst-logins): (a) one user from one IP, as a naive
 # client would send them; (b) spread over BURST_USERS (40) users and as many X-Forwarded-For
 # addresses (the product runs with TRUSTED_PROXIES=127.0.0.1 here), so that the throttle does not
 # answer them and every one of them asks for an Argon2id hash.
@@ -48,7 +48,7 @@ need curl; need redis-cli
 ensure_services
 echo "# bench-login-contention $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 machine_line
-(cd "$PRODUCT_DIR" && go build -o "$LOAD_BIN" ./tests/load)
+(cd "$PRODUCT_DIR" && go build -o "$LOAD_BIN" ./scripts/bench/load)
 start_product
 del_prefix
 ensure_user "$USER_M" "$PW" "Contention Me"

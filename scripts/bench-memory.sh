@@ -3,7 +3,7 @@
 #
 # Redis memory per session of the product: growth of INFO used_memory over SESSIONS (100,000)
 # sessions, one per user, each logged in with a 120-byte User-Agent, printed as bytes/session.
-# The sessions are the product's own records: tests/load/seed logs a template user in through HTTP
+# The sessions are the product's own records: scripts/bench/load/seed logs a template user in through HTTP
 # (120-byte User-Agent) and clones the session record and that user's index (fresh random user id,
 # session id and handle per clone, same TTL), through redis-cli --pipe. MEMORY USAGE of one clone's
 # keys and the template record itself are printed too.
@@ -34,7 +34,7 @@ need curl; need redis-cli
 ensure_services
 echo "# bench-memory $(date -u +%Y-%m-%dT%H:%M:%SZ); User-Agent ${#UA120} bytes"
 machine_line
-(cd "$PRODUCT_DIR" && go build -o "$SEED_BIN" ./tests/load/seed)
+(cd "$PRODUCT_DIR" && go build -o "$SEED_BIN" ./scripts/bench/load/seed)
 start_product
 del_prefix
 ensure_user "$TEMPLATE" "$PW" "Memory Template"
