@@ -1,10 +1,10 @@
+# shellcheck shell=bash
 # Helpers for the bench scripts (sourced, not run): me-throughput.sh and scripts/bench-lib.sh.
 # Processes started with start_bg are remembered by PID and stopped by PID (never by name), since
 # other people's processes share this machine.
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PEER_DIR="$BENCH_DIR/peers/express-seed"
-export PATH="/usr/local/go/bin:$PATH"
 
 # Redis database used by every bench server (peer and floors), so that the seeded keys and
 # sessions never mix with anything else in the shared Redis. Postgres: database `test`.
