@@ -1,13 +1,12 @@
-# shellcheck shell=bash disable=SC2154  # PID_<name> variables are set by the shared bench lib (printf -v)
-# Shared helpers for scripts/bench-*.sh and scripts/load-test.sh (sourced, not run).
+# shellcheck shell=bash disable=SC2154  # PID_<name> variables are set by scripts/bench/lib.sh (printf -v)
+# Helpers for scripts/bench-*.sh and scripts/load-test.sh (sourced, not run).
 #
 # Builds and starts the product in production mode against the local PostgreSQL and Redis
-# (database 8, key prefix benchsess:), and reuses the reference bench helpers of
-# /work/shared/bench (copied to $PERF_DIR, default /tmp/perf) for starting processes by PID,
-# waiting for a quiet machine and measuring CPU. Everything talks to 127.0.0.1 only.
+# (database 8, key prefix benchsess:), and reuses the bench helpers of scripts/bench (lib.sh) for
+# starting processes by PID, waiting for a quiet machine and measuring CPU. Everything talks to
+# 127.0.0.1 only.
 #
 # Environment (all optional):
-#   PERF_DIR (/tmp/perf)            where shared/bench and shared/peers are copied
 #   BENCH_PRODUCT_ADDR (127.0.0.1:18090)
 #   BENCH_PRODUCT_REDIS_DB (8)      BENCH_PRODUCT_PREFIX (benchsess:)
 #   BENCH_PRODUCT_DATABASE_URL (postgres://postgres@127.0.0.1:5432/test?sslmode=disable)
@@ -16,18 +15,9 @@
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PRODUCT_DIR="$(cd "$SCRIPTS_DIR/.." && pwd)"
-SHARED_DIR="${SHARED_DIR:-$(cd "$PRODUCT_DIR/../shared" 2>/dev/null && pwd || echo /work/shared)}"
-PERF_DIR="${PERF_DIR:-/tmp/perf}"
-export PATH="/usr/local/go/bin:$PATH"
-
-if [ ! -f "$PERF_DIR/bench/lib.sh" ] || [ ! -d "$PERF_DIR/peers/express-seed" ]; then
-  mkdir -p "$PERF_DIR"
-  cp -r "$SHARED_DIR/bench" "$SHARED_DIR/peers" "$PERF_DIR/"
-  chmod -R u+w "$PERF_DIR"
-fi
-BENCH="$PERF_DIR/bench"
+BENCH="$SCRIPTS_DIR/bench"
 # start_bg, stop_started, wait_http, wait_quiet, cpu_ticks, busy_ticks, redis_pid, ...
-# shellcheck source=/dev/null
+# shellcheck source=bench/lib.sh
 . "$BENCH/lib.sh"
 
 port_free() { ! (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }

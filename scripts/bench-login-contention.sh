@@ -3,16 +3,17 @@
 #
 # How much a flood of logins (Argon2id hashing) hurts everybody else's GET /me, and what it costs in
 # memory. In CONTENTION_ROUNDS (2) interleaved pairs:
-#   idle:     GET /me of user M, wrk -t2 -c64 -d10s (shared bench's me-throughput.sh), nothing else;
+#   idle:     GET /me of user M, wrk -t2 -c64 -d10s (scripts/bench/me-throughput.sh), nothing else;
 #   contended: the same while wrk posts /login flat out with 8 connections, rotating over
-#             LOGIN_USERS (8) users (scripts/wrk-login-rotate.lua, modelled on the shared bench's
-#             wrk-login.lua; it starts 1 s before and ends 2 s after the /me run). One user is not
-#             enough: the product reserves a throttle slot per attempt before hashing, so a 6th
-#             concurrent attempt for one email answers 429 without hashing (shown once, below).
+#             LOGIN_USERS (8) users (scripts/wrk-login-rotate.lua, modelled on
+#             scripts/bench/wrk-login.lua; it starts 1 s before and ends 2 s after the /me run).
+#             One user is not enough: the product reserves a throttle slot per attempt before
+#             hashing, so a 6th concurrent attempt for one email answers 429 without hashing
+#             (shown once, below).
 # Prints the /me throughput ratio contended/idle and p99 ratio contended/idle (medians over the
 # pairs), the login throughput meanwhile, and the server's peak RSS (VmHWM, reset before each run
 # through /proc/PID/clear_refs) during the idle /me runs, the contended runs, and bursts of
-# BURST (200) concurrent logins (tests/load -burst-logins): (a) one user from one IP, as a naive
+# BURST (200) concurrent logins (scripts/bench/load -burst-logins): (a) one user from one IP, as a naive
 # client would send them; (b) spread over BURST_USERS (40) users and as many X-Forwarded-For
 # addresses (the product runs with TRUSTED_PROXIES=127.0.0.1 here), so that the throttle does not
 # answer them and every one of them asks for an Argon2id hash.
@@ -48,7 +49,7 @@ need curl; need redis-cli
 ensure_services
 echo "# bench-login-contention $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 machine_line
-(cd "$PRODUCT_DIR" && go build -o "$LOAD_BIN" ./tests/load)
+(cd "$PRODUCT_DIR" && go build -o "$LOAD_BIN" ./scripts/bench/load)
 start_product
 del_prefix
 ensure_user "$USER_M" "$PW" "Contention Me"
@@ -89,7 +90,7 @@ for r in $(seq "$ROUNDS"); do
   echo "peak RSS (VmHWM) during /me + logins: ${HWM[cont,$r]} KiB"
 done
 
-echo "# for comparison: the shared bench's wrk-login.lua, $LOGIN_CONNS connections on ONE user, 5 s [before: $(wait_quiet)]"
+echo "# for comparison: scripts/bench/wrk-login.lua, $LOGIN_CONNS connections on ONE user, 5 s [before: $(wait_quiet)]"
 BENCH_EMAIL="$USER_L" BENCH_PASSWORD="$PW" wrk -t1 -c"$LOGIN_CONNS" -d5s --timeout 10s -s "$BENCH/wrk-login.lua" \
   "$PRODUCT_URL/login" >"$tmp/login-one.txt" 2>&1 || true
 echo "one user: $(grep '^WRKSUMMARY' "$tmp/login-one.txt" | sed 's/^WRKSUMMARY //')"

@@ -10,7 +10,7 @@
 # (Redis counts the commands run inside Lua scripts too; the Redis is shared, so another client's
 # SCAN would show as well: any hit is re-checked by the next calls).
 #
-# The other sessions are written in the product's own format by tests/load/seed: it logs a
+# The other sessions are written in the product's own format by scripts/bench/load/seed: it logs a
 # template user in through HTTP and clones the session record and per-user index that login made
 # (fresh random user id, session id and handle per clone, same TTL), through redis-cli --pipe.
 #
@@ -37,7 +37,7 @@ need curl; need redis-cli
 ensure_services
 echo "# bench-logout-all $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 machine_line
-(cd "$PRODUCT_DIR" && go build -o "$SEED_BIN" ./tests/load/seed)
+(cd "$PRODUCT_DIR" && go build -o "$SEED_BIN" ./scripts/bench/load/seed)
 start_product
 del_prefix
 ensure_user "$USER_A" "$PW" "Logout All A"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2154  # PID_peer, PID_floor1, ...: set by the shared bench lib (printf -v)
+# shellcheck disable=SC2154  # PID_peer, PID_floor1, ...: set by scripts/bench/lib.sh (printf -v)
 # usage: scripts/bench-me.sh
 #
 # GET /me throughput of the product against the express-seed peer and the two Go floors, measured
-# the same way (shared bench's me-throughput.sh: wrk -t2 -c64 -d10s, one session cookie), interleaved
+# the same way (scripts/bench/me-throughput.sh: wrk -t2 -c64 -d10s, one session cookie), interleaved
 # on this machine in the same minutes:
 #   warm-up (product 3 s, peer 15 s, floors 3 s; not recorded), then BENCH_ROUNDS (3) rounds of
 #   product, peer, floor1 (one Redis GET), floor2 (Redis GET + PostgreSQL PK SELECT).
@@ -14,7 +14,7 @@
 # APP_ENV=production, PostgreSQL db test, Redis db 8, SESSION_KEY_PREFIX=benchsess:, a random
 # 48-byte SESSION_SECRET and COOKIE_SECURE=true (wrk sends the cookie anyway: a raw header),
 # on 127.0.0.1:18090, after `/tmp/sessauth-bench migrate` (AUTO_MIGRATE is off in production).
-# The peer (:3100) and floors (:8091/:8092) use Redis db 9, as in the shared bench.
+# The peer (:3100) and floors (:8091/:8092) use Redis db 9 (scripts/bench/lib.sh).
 # Everything started here is stopped by PID on exit; benchsess:* of Redis db 8 is deleted. Traffic
 # to 127.0.0.1 only. Runs disturbed by other load on this shared machine are marked NOISY.
 #

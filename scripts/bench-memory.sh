@@ -3,15 +3,15 @@
 #
 # Redis memory per session of the product: growth of INFO used_memory over SESSIONS (100,000)
 # sessions, one per user, each logged in with a 120-byte User-Agent, printed as bytes/session.
-# The sessions are the product's own records: tests/load/seed logs a template user in through HTTP
+# The sessions are the product's own records: scripts/bench/load/seed logs a template user in through HTTP
 # (120-byte User-Agent) and clones the session record and that user's index (fresh random user id,
 # session id and handle per clone, same TTL), through redis-cli --pipe. MEMORY USAGE of one clone's
 # keys and the template record itself are printed too.
 # Cross-check (REAL_USERS, default 100; 0 skips it): that many distinct users are created with the
 # product's CLI (create-user --password-stdin) and each logs in once through HTTP with the same
 # User-Agent; their used_memory growth per session is printed beside the clones' figure.
-# Reference (PEER_REFERENCE=1): the express-seed peer's record format, written by the shared bench's
-# gen-sessions.mjs under the prefix benchpeerfmt: in the same database, then deleted.
+# Reference (PEER_REFERENCE=1): the express-seed peer's record format, written by
+# scripts/bench/gen-sessions.mjs under the prefix benchpeerfmt: in the same database, then deleted.
 #
 # Product: as scripts/bench-me.sh (production, Redis db 8, prefix benchsess:, 127.0.0.1:18090).
 # Deletes every benchsess:* key of Redis db 8 before and after (its own prefix: nothing else).
@@ -34,7 +34,7 @@ need curl; need redis-cli
 ensure_services
 echo "# bench-memory $(date -u +%Y-%m-%dT%H:%M:%SZ); User-Agent ${#UA120} bytes"
 machine_line
-(cd "$PRODUCT_DIR" && go build -o "$SEED_BIN" ./tests/load/seed)
+(cd "$PRODUCT_DIR" && go build -o "$SEED_BIN" ./scripts/bench/load/seed)
 start_product
 del_prefix
 ensure_user "$TEMPLATE" "$PW" "Memory Template"
@@ -64,12 +64,12 @@ echo "           index  ${idx:-none}: MEMORY USAGE $("${RP[@]}" memory usage "$i
 
 if [ "${PEER_REFERENCE:-1}" = 1 ] && command -v node >/dev/null; then
   # the express-seed peer's record (connect-redis JSON: cookie block + userId/email/role, no index),
-  # as the shared bench's gen-sessions.mjs writes it, under a prefix of our own in the same db
+  # as scripts/bench/gen-sessions.mjs writes it, under a prefix of our own in the same db
   pp="benchpeerfmt:"
   sleep 1; p0=$(used_memory)
   node "$BENCH/gen-sessions.mjs" "$SESSIONS" "$pp" | "${RP[@]}" --pipe >"$tmp/pipe2" 2>&1
   sleep 1; p1=$(used_memory)
-  echo "MEMORY reference, the peer's format (shared bench gen-sessions.mjs, one key per session, no user index, no IP/User-Agent): $(( (p1 - p0) / SESSIONS )) bytes/session"
+  echo "MEMORY reference, the peer's format (gen-sessions.mjs, one key per session, no user index, no IP/User-Agent): $(( (p1 - p0) / SESSIONS )) bytes/session"
   "${RP[@]}" --scan --pattern "${pp}*" | xargs -r -n 1000 "${RP[@]}" unlink >/dev/null
 fi
 

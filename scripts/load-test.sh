@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# usage: scripts/load-test.sh [tests/load flags...]
+# usage: scripts/load-test.sh [scripts/bench/load flags...]
 #   scripts/load-test.sh                          # 64 conns on GET /me + 2 logins/s for 60 s
 #   scripts/load-test.sh -duration 20s            # shorter
 #   scripts/load-test.sh -duration 45s -sigterm-after 30s   # graceful-shutdown check
 #
-# Builds the product (go build -o /tmp/sessauth-bench .) and the load test (tests/load), migrates,
+# Builds the product (go build -o /tmp/sessauth-bench .) and the load test (scripts/bench/load), migrates,
 # and lets the load test start the product binary itself (-server-bin) with the production
 # environment of scripts/bench-lib.sh (Redis db 8, prefix benchsess:, 127.0.0.1:18090), so that it
 # can read its peak RSS and, with -sigterm-after, observe its exit code. Flags are passed to the
-# load test (see `go run ./tests/load -h`); LOAD_DURATION sets the default duration.
+# load test (see `go run ./scripts/bench/load -h`); LOAD_DURATION sets the default duration.
 # Deletes benchsess:* of Redis db 8 at the end. Exit status: the load test's (1 on FAIL).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -21,7 +21,7 @@ ensure_services
 machine_line
 if ! port_free "$PRODUCT_ADDR"; then echo "$PRODUCT_ADDR is already in use: set BENCH_PRODUCT_ADDR" >&2; exit 1; fi
 build_product
-(cd "$PRODUCT_DIR" && go build -o "$LOAD_BIN" ./tests/load)
+(cd "$PRODUCT_DIR" && go build -o "$LOAD_BIN" ./scripts/bench/load)
 migrate_product
 del_prefix
 # timeout: the load test bounds itself; this is a last resort (15 min + shutdown)

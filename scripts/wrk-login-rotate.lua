@@ -4,7 +4,7 @@
 -- single account hammered by 8 connections mostly answers 429 without hashing at all.
 --   LOGIN_USERS=8 LOGIN_EMAIL_PATTERN='contention-login-%d@example.com' BENCH_PASSWORD=... \
 --   wrk -t1 -c8 -d10s -s scripts/wrk-login-rotate.lua URL_BASE/login
--- Prints the same WRKSUMMARY line as the shared bench's wrk-login.lua, plus statuses.
+-- Prints the same WRKSUMMARY line as scripts/bench/wrk-login.lua, plus statuses.
 local users = tonumber(os.getenv("LOGIN_USERS") or "8")
 local pattern = os.getenv("LOGIN_EMAIL_PATTERN") or "contention-login-%d@example.com"
 local password = os.getenv("BENCH_PASSWORD") or "bench-password-1"

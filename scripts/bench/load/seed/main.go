@@ -9,7 +9,7 @@
 // encoding stays valid), with the template's TTL. Output is Redis protocol on stdout, for
 // `redis-cli -n DB --pipe`; a description of the template goes to stderr.
 //
-//	go run ./tests/load/seed -url http://127.0.0.1:18090 -email t@example.com -password ... \
+//	go run ./scripts/bench/load/seed -url http://127.0.0.1:18090 -email t@example.com -password ... \
 //	  -prefix benchsess: -db 8 -n 200000 | redis-cli -n 8 --pipe
 //
 // Only stdlib; a bench tool, so it may SCAN (the product must not).

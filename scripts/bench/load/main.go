@@ -4,8 +4,8 @@
 // both, transport errors, and the server's peak RSS (VmHWM, reset at the start, and the highest
 // VmRSS sampled every 100 ms) when it knows the server's PID.
 //
-//	go run ./tests/load -url http://127.0.0.1:18090 -pid 1234 -duration 60s
-//	go run ./tests/load -server-bin /tmp/sessauth-bench -sigterm-after 30s   (env passes through)
+//	go run ./scripts/bench/load -url http://127.0.0.1:18090 -pid 1234 -duration 60s
+//	go run ./scripts/bench/load -server-bin /tmp/sessauth-bench -sigterm-after 30s   (env passes through)
 //
 // With -sigterm-after it sends SIGTERM to the server mid-run (plus a few logins 10 ms before, so
 // that slow requests are in flight) and checks that every request written BEFORE the signal got a
