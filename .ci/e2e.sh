@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end CI: the built server over real PostgreSQL and Redis, driven by the Postman collection
-# (twice, to prove it is repeatable) and by the real-browser test.
+# (twice, to prove it is repeatable) and by the real-browser test. First, the OpenAPI document is
+# linted (redocly, no problem allowed).
 # Needs PostgreSQL on 127.0.0.1:5432 (database "test") and Redis on 127.0.0.1:6379 already up;
 # installs what is missing (npm packages with `npm ci`, Debian's chromium). Everything it starts
 # or creates (server, static servers, the e2e_<random> schema, Redis keys under its own prefix,
@@ -68,7 +69,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   log "installing nodejs and npm"
   apt_install nodejs npm || die "apt-get install nodejs npm failed"
 fi
-if [ ! -d node_modules ]; then
+if [ ! -x node_modules/.bin/newman ] || [ ! -x node_modules/.bin/redocly ]; then
   log "npm ci"
   timeout 900 npm ci --no-audit --no-fund || die "npm ci failed"
 fi
@@ -76,6 +77,9 @@ if [ ! -x /usr/bin/chromium ]; then
   log "installing chromium"
   apt_install chromium || die "apt-get install chromium failed"
 fi
+
+log "OpenAPI lint (redocly)"
+timeout 120 npm run --silent lint:openapi || die "api/openapi.yaml has lint problems"
 
 free_port() {
   node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
