@@ -2,9 +2,10 @@
 # End-to-end CI: the built server over real PostgreSQL and Redis, driven by the Postman collection
 # (twice, to prove it is repeatable, then once through Prism's validating proxy, which fails on any
 # answer that does not match api/openapi.yaml) and by the real-browser test. First, the OpenAPI
-# document is linted (redocly, no problem allowed).
+# document is linted (redocly, no problem allowed); last, the README's curl blocks run as written in
+# bash and zsh (.ci/readme-commands.sh, on a server of its own with the embedded default).
 # Needs PostgreSQL on 127.0.0.1:5432 (database "test") and Redis on 127.0.0.1:6379 already up;
-# installs what is missing (npm packages with `npm ci`, Debian's chromium). Everything it starts
+# installs what is missing (npm packages with `npm ci`, Debian's chromium and zsh). Everything it starts
 # or creates (server, proxy, static servers, the e2e_<random> schema, Redis keys under its own prefix,
 # a temp dir) is removed on exit. Every step is bounded in time; any failure exits non-zero.
 #   E2E_DATABASE_URL  (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable)
@@ -82,6 +83,10 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   log "installing chromium"
   apt_install chromium || die "apt-get install chromium failed"
+fi
+if ! command -v zsh >/dev/null; then
+  log "installing zsh"
+  apt_install zsh || die "apt-get install zsh failed"
 fi
 
 log "OpenAPI lint (redocly)"
@@ -180,3 +185,7 @@ API_URL="$api_url" SPA_PORT="$spa_port" EVIL_PORT="$evil_port" CHROMIUM=/usr/bin
   timeout 400 bash tests/browser/run.sh || die "browser test failed"
 
 kill -0 "$server_pid" 2>/dev/null || die "the server died during the tests"
+
+# --- the README's commands ----------------------------------------------------------------------
+log "README commands in bash and zsh"
+timeout 300 bash .ci/readme-commands.sh || die "a README command does not work as written"
