@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # End-to-end CI: the built server over real PostgreSQL and Redis, driven by the Postman collection
-# (twice, to prove it is repeatable) and by the real-browser test.
+# (twice, to prove it is repeatable, then once through Prism's validating proxy, which fails on any
+# answer that does not match api/openapi.yaml) and by the real-browser test. First, the OpenAPI
+# document is linted (redocly, no problem allowed); last, the README's curl blocks run as written in
+# bash and zsh (.ci/readme-commands.sh, on a server of its own with the embedded default).
 # Needs PostgreSQL on 127.0.0.1:5432 (database "test") and Redis on 127.0.0.1:6379 already up;
-# installs what is missing (npm packages with `npm ci`, Debian's chromium). Everything it starts
-# or creates (server, static servers, the e2e_<random> schema, Redis keys under its own prefix,
+# installs what is missing (npm packages with `npm ci`, Debian's chromium and zsh). Everything it starts
+# or creates (server, proxy, static servers, the e2e_<random> schema, Redis keys under its own prefix,
 # a temp dir) is removed on exit. Every step is bounded in time; any failure exits non-zero.
 #   E2E_DATABASE_URL  (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable)
 #   E2E_REDIS_URL     (default redis://127.0.0.1:6379/0)
-#   E2E_API_PORT, E2E_SPA_PORT, E2E_EVIL_PORT  (default: free ports)
+#   E2E_API_PORT, E2E_SPA_PORT, E2E_EVIL_PORT, E2E_PRISM_PORT  (default: free ports)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,11 +25,16 @@ schema="e2e_$suffix"
 prefix="e2e$suffix:"
 tmp="$(mktemp -d)"
 server_pid=""
+prism_pid=""
 schema_created=""
 
 cleanup() {
   local rc=$?
   set +e
+  if [ -n "$prism_pid" ] && kill -0 "$prism_pid" 2>/dev/null; then
+    kill -TERM "$prism_pid" 2>/dev/null
+    wait "$prism_pid" 2>/dev/null
+  fi
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null
     for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.2; done
@@ -68,7 +76,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   log "installing nodejs and npm"
   apt_install nodejs npm || die "apt-get install nodejs npm failed"
 fi
-if [ ! -d node_modules ]; then
+if [ ! -x node_modules/.bin/newman ] || [ ! -x node_modules/.bin/prism ] || [ ! -x node_modules/.bin/redocly ]; then
   log "npm ci"
   timeout 900 npm ci --no-audit --no-fund || die "npm ci failed"
 fi
@@ -76,6 +84,13 @@ if [ ! -x /usr/bin/chromium ]; then
   log "installing chromium"
   apt_install chromium || die "apt-get install chromium failed"
 fi
+if ! command -v zsh >/dev/null; then
+  log "installing zsh"
+  apt_install zsh || die "apt-get install zsh failed"
+fi
+
+log "OpenAPI lint (redocly)"
+timeout 120 npm run --silent lint:openapi || die "api/openapi.yaml has lint problems"
 
 free_port() {
   node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
@@ -85,6 +100,10 @@ spa_port="${E2E_SPA_PORT:-$(free_port)}"
 evil_port="${E2E_EVIL_PORT:-$(free_port)}"
 while [ "$spa_port" = "$api_port" ] || [ "$evil_port" = "$api_port" ] || [ "$evil_port" = "$spa_port" ]; do
   evil_port="$(free_port)"; spa_port="$(free_port)"
+done
+prism_port="${E2E_PRISM_PORT:-$(free_port)}"
+while [ "$prism_port" = "$api_port" ] || [ "$prism_port" = "$spa_port" ] || [ "$prism_port" = "$evil_port" ]; do
+  prism_port="$(free_port)"
 done
 api_url="http://127.0.0.1:$api_port"
 
@@ -132,6 +151,33 @@ log "Postman collection (newman), two runs"
 BASE_URL="$api_url" ADMIN_EMAIL="$admin_email" ADMIN_PASSWORD="$admin_password" NEWMAN_RUNS=2 NEWMAN_RUN_TIMEOUT=300 \
   timeout 700 bash tests/postman/ci.sh || die "Postman collection failed"
 
+# --- Postman collection through a validating proxy ------------------------------------------------
+# Prism with --errors answers 500 instead of passing on any answer that does not match the document,
+# and answers a request that breaks it itself: the collection skips the requests that do so on purpose
+# (validatingProxy=true). Any violation in Prism's log fails the run too.
+log "Postman collection through Prism's validating proxy"
+node_modules/.bin/prism proxy api/openapi.yaml "$api_url" --errors --cors=false \
+  --host 127.0.0.1 --port "$prism_port" >"$tmp/prism.log" 2>&1 &
+prism_pid=$!
+prism_url="http://127.0.0.1:$prism_port"
+ready=""
+deadline=$((SECONDS + 60))
+while [ "$SECONDS" -lt "$deadline" ]; do
+  kill -0 "$prism_pid" 2>/dev/null || { tail -n 20 "$tmp/prism.log" >&2; die "Prism exited at start"; }
+  if curl -fs -o /dev/null --max-time 2 "$prism_url/healthz"; then ready=1; break; fi
+  sleep 0.5
+done
+[ -n "$ready" ] || die "Prism did not answer at $prism_url within 60 s"
+rc=0
+BASE_URL="$prism_url" ADMIN_EMAIL="$admin_email" ADMIN_PASSWORD="$admin_password" \
+  timeout 300 bash tests/postman/run.sh --env-var validatingProxy=true \
+  --reporter-cli-no-success-assertions --reporter-cli-no-banner || rc=$?
+if grep -E 'Violation|terminated with error' "$tmp/prism.log" >&2 || [ "$rc" -ne 0 ]; then
+  die "the API's answers do not match api/openapi.yaml (Prism, newman exit $rc)"
+fi
+kill -TERM "$prism_pid" 2>/dev/null; wait "$prism_pid" 2>/dev/null || true; prism_pid=""
+log "Prism: no violation"
+
 # --- real browser -------------------------------------------------------------------------------
 log "browser test"
 API_URL="$api_url" SPA_PORT="$spa_port" EVIL_PORT="$evil_port" CHROMIUM=/usr/bin/chromium \
@@ -139,3 +185,7 @@ API_URL="$api_url" SPA_PORT="$spa_port" EVIL_PORT="$evil_port" CHROMIUM=/usr/bin
   timeout 400 bash tests/browser/run.sh || die "browser test failed"
 
 kill -0 "$server_pid" 2>/dev/null || die "the server died during the tests"
+
+# --- the README's commands ----------------------------------------------------------------------
+log "README commands in bash and zsh"
+timeout 300 bash .ci/readme-commands.sh || die "a README command does not work as written"

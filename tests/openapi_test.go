@@ -77,6 +77,9 @@ func readOpenAPI() openAPISpec {
 	}
 	// The document names the default local server; tests run on random ports.
 	doc.Servers = nil
+	// GET /openapi.yaml is YAML text (a string schema, as Prism reads it too);
+	// kin-openapi would otherwise parse it into an object first.
+	openapi3filter.RegisterBodyDecoder("application/yaml", openapi3filter.PlainBodyDecoder)
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		return openAPISpec{err: fmt.Errorf("router: %w", err)}

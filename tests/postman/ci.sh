@@ -45,7 +45,7 @@ summary() {
 
 failed=0
 for i in $(seq 1 "$runs"); do
-  echo "== newman run $i/$runs against ${BASE_URL:-http://127.0.0.1:8080}"
+  echo "== newman run $i/$runs against ${BASE_URL:-http://localhost:8080}"
   report="$report_dir/newman-run-$i.json"
   rc=0
   timeout -k 10 "$run_timeout" bash "$here/run.sh" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the Postman collection with newman against a running server.
-#   BASE_URL        server root (default http://127.0.0.1:8080)
+#   BASE_URL        server root (default http://localhost:8080)
 #   ADMIN_EMAIL     an existing admin (default admin@example.com)
 #   ADMIN_PASSWORD  that admin's password (required)
 #   NEWMAN_TIMEOUT  bound for the whole run in ms (default 300000)
@@ -12,7 +12,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-: "${BASE_URL:=http://127.0.0.1:8080}"
+: "${BASE_URL:=http://localhost:8080}"
 : "${ADMIN_EMAIL:=admin@example.com}"
 if [ -z "${ADMIN_PASSWORD:-}" ]; then
   echo "tests/postman/run.sh: set ADMIN_PASSWORD (and ADMIN_EMAIL) to an existing admin's credentials" >&2
