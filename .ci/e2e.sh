@@ -148,7 +148,7 @@ done
 
 # --- Postman collection, twice ------------------------------------------------------------------
 log "Postman collection (newman), two runs"
-BASE_URL="$api_url" ADMIN_EMAIL="$admin_email" ADMIN_PASSWORD="$admin_password" NEWMAN_RUNS=2 NEWMAN_RUN_TIMEOUT=300 \
+BASE_URL="$api_url" COOKIE_NAME=sessionId ADMIN_EMAIL="$admin_email" ADMIN_PASSWORD="$admin_password" NEWMAN_RUNS=2 NEWMAN_RUN_TIMEOUT=300 \
   timeout 700 bash tests/postman/ci.sh || die "Postman collection failed"
 
 # --- Postman collection through a validating proxy ------------------------------------------------
@@ -169,7 +169,7 @@ while [ "$SECONDS" -lt "$deadline" ]; do
 done
 [ -n "$ready" ] || die "Prism did not answer at $prism_url within 60 s"
 rc=0
-BASE_URL="$prism_url" ADMIN_EMAIL="$admin_email" ADMIN_PASSWORD="$admin_password" \
+BASE_URL="$prism_url" COOKIE_NAME=sessionId ADMIN_EMAIL="$admin_email" ADMIN_PASSWORD="$admin_password" \
   timeout 300 bash tests/postman/run.sh --env-var validatingProxy=true \
   --reporter-cli-no-success-assertions --reporter-cli-no-banner || rc=$?
 if grep -E 'Violation|terminated with error' "$tmp/prism.log" >&2 || [ "$rc" -ne 0 ]; then

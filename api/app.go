@@ -81,7 +81,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		return nil, err
 	}
 	lifetimes := models.SessionLifetimes(cfg.Session.Lifetimes)
-	sessionStore := services.NewSessionStore(app.Redis, services.SessionStoreOptions{Lifetimes: lifetimes, Counter: metrics})
+	sessionStore := services.NewSessionStore(app.Redis, services.SessionStoreOptions{Lifetimes: lifetimes,
+		MaxPerUser: cfg.Session.MaxPerUser, Counter: metrics})
 	app.Users = services.NewUsers(app.DB, cfg.Database.Timeout)
 	auth := services.NewAuth(services.AuthOptions{
 		Users: app.Users, Hasher: hasher, Throttle: services.NewThrottle(app.Redis, services.ThrottleLimits(cfg.Throttle)),
@@ -89,7 +90,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 	})
 	app.Admin = services.NewAdmin(app.Users, auth, sessionStore)
 	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
-		Redis: app.Redis, Records: sessionStore, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
+		Redis: app.Redis, Records: sessionStore, Versions: app.Users, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
 		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
 	})
 	var publicMetrics http.Handler // on the API's own port only without METRICS_ADDR

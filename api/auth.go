@@ -100,10 +100,8 @@ func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *midd
 			return
 		}
 		rec := middleware.CurrentSession(c)
-		version, err := auth.ChangePassword(c.Request.Context(), rec.UserID, rec.Email, req.CurrentPassword, req.NewPassword, c.ClientIP())
+		user, err := auth.ChangePassword(c.Request.Context(), rec.UserID, rec.Email, req.CurrentPassword, req.NewPassword, c.ClientIP())
 		if err == nil {
-			user := rec.User()
-			user.SessionVersion = version
 			err = sess.Login(c, user) // a new id whose lifetimes start afresh
 		}
 		if err != nil {

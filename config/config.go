@@ -85,6 +85,7 @@ type Session struct {
 	KeyPrefix      string
 	Lifetimes      SessionLifetimes
 	TouchInterval  time.Duration
+	MaxPerUser     int // live sessions per user; a login beyond it ends the oldest
 }
 
 // SessionLifetimes are the idle and absolute timeouts (models.SessionLifetimes).
@@ -99,6 +100,19 @@ type Cookie struct {
 	Secure   bool
 	SameSite http.SameSite
 	Domain   string
+}
+
+// hostPrefix makes browsers accept a cookie only when it is Secure, host-only
+// and for Path=/, so no sibling subdomain can set or shadow it.
+const hostPrefix = "__Host-"
+
+// defaultName is __Host-sessionId where the prefix's rules hold (a Secure,
+// host-only cookie), else sessionId.
+func (c Cookie) defaultName() string {
+	if c.Secure && c.Domain == "" {
+		return hostPrefix + "sessionId"
+	}
+	return "sessionId"
 }
 
 // Browser is what the API trusts of browsers and proxies.
@@ -200,13 +214,14 @@ func Load(getenv func(string) string) (Config, error) {
 			Absolute: p.duration("SESSION_ABSOLUTE_TIMEOUT", 168*time.Hour),
 		},
 		TouchInterval: p.duration("SESSION_TOUCH_INTERVAL", time.Minute),
+		MaxPerUser:    p.positive("MAX_SESSIONS_PER_USER", 50),
 	}
 	c.Cookie = Cookie{
-		Name:     p.str("SESSION_COOKIE_NAME", "sessionId"),
 		Secure:   p.boolean("COOKIE_SECURE", true),
 		SameSite: p.sameSite("COOKIE_SAMESITE", "Strict"),
 		Domain:   p.str("COOKIE_DOMAIN", ""),
 	}
+	c.Cookie.Name = p.str("SESSION_COOKIE_NAME", c.Cookie.defaultName())
 	c.Browser = Browser{
 		CORSAllowedOrigins: p.origins("CORS_ALLOWED_ORIGINS"),
 		TrustedProxies:     p.list("TRUSTED_PROXIES"),
@@ -244,6 +259,12 @@ func (c *Config) validate(p *parser) {
 	}
 	if n := len(c.Session.SecretPrevious); n > 0 && n < 32 {
 		p.fail("SESSION_SECRET_PREVIOUS must be at least 32 bytes")
+	}
+	if strings.HasPrefix(c.Cookie.Name, hostPrefix) && (c.Cookie.Domain != "" || !c.Cookie.Secure) {
+		p.fail("SESSION_COOKIE_NAME %q needs a Secure, host-only cookie: unset COOKIE_DOMAIN and keep COOKIE_SECURE=true, or choose a name without __Host-", c.Cookie.Name)
+	}
+	if strings.HasPrefix(c.Cookie.Name, "__Secure-") && !c.Cookie.Secure {
+		p.fail("SESSION_COOKIE_NAME %q needs COOKIE_SECURE=true", c.Cookie.Name)
 	}
 	if c.Cookie.SameSite == http.SameSiteNoneMode && !c.Cookie.Secure {
 		p.fail("COOKIE_SAMESITE=None needs COOKIE_SECURE=true (browsers drop it otherwise)")

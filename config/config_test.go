@@ -19,7 +19,8 @@ func TestDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"HTTP_ADDR", c.HTTP.Addr, ":8080"},
-		{"cookie name", c.Cookie.Name, "sessionId"},
+		{"cookie name", c.Cookie.Name, "__Host-sessionId"},
+		{"sessions per user", c.Session.MaxPerUser, 50},
 		{"prefix", c.Session.KeyPrefix, "sess:"},
 		{"absolute", c.Session.Lifetimes.Absolute, 168 * time.Hour},
 		{"idle", c.Session.Lifetimes.Idle, 24 * time.Hour},
@@ -91,6 +92,10 @@ func TestInvalidValues(t *testing.T) {
 		"COOKIE_SAMESITE=None":     {"COOKIE_SAMESITE": "None", "COOKIE_SECURE": "false"},
 		"SESSION_SECRET_PREVIOUS":  {"SESSION_SECRET_PREVIOUS": "short"},
 		"ARGON2_PARALLELISM/-size": {"ARGON2_MEMORY_KIB": "8", "ARGON2_PARALLELISM": "4"},
+		"__Host- with a domain":    {"SESSION_COOKIE_NAME": "__Host-sid", "COOKIE_DOMAIN": "example.com"},
+		"__Host- not Secure":       {"SESSION_COOKIE_NAME": "__Host-sid", "COOKIE_SECURE": "false"},
+		"__Secure- not Secure":     {"SESSION_COOKIE_NAME": "__Secure-sid", "COOKIE_SECURE": "false"},
+		"MAX_SESSIONS_PER_USER":    {"MAX_SESSIONS_PER_USER": "0"},
 	}
 	for name, env := range cases {
 		if _, err := Load(getenv(env)); err == nil {
@@ -120,5 +125,26 @@ func TestWarnsAboutTheExampleSecretInDevelopment(t *testing.T) {
 	}
 	if w := c.Warnings(); len(w) != 0 {
 		t.Errorf("got warnings %q, want none", w)
+	}
+}
+
+func TestCookieNameDefaultsToHostPrefixOnlyWhereItHolds(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{nil, "__Host-sessionId"},
+		{map[string]string{"COOKIE_SECURE": "false"}, "sessionId"},
+		{map[string]string{"COOKIE_DOMAIN": "example.com"}, "sessionId"},
+		{map[string]string{"SESSION_COOKIE_NAME": "sid"}, "sid"},
+	}
+	for _, tc := range cases {
+		c, err := Load(getenv(tc.env))
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.Cookie.Name != tc.want {
+			t.Errorf("%v: got cookie name %q, want %q", tc.env, c.Cookie.Name, tc.want)
+		}
 	}
 }

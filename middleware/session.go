@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,13 +27,20 @@ const (
 	maxUserAgentLen = 256
 )
 
-// SessionRepository writes session records atomically (services.Sessions).
+// SessionRepository writes session records atomically (services.SessionStore).
 // Reads go through gin-contrib/sessions; writes cannot (see Login).
 type SessionRepository interface {
 	Create(ctx context.Context, rec *models.Session, sessionVersion int64) error
-	Update(ctx context.Context, rec *models.Session) error
+	Touch(ctx context.Context, rec *models.Session) error
+	MarkAuthenticated(ctx context.Context, rec *models.Session) error
 	Delete(ctx context.Context, rec *models.Session) error
 	DeleteByID(ctx context.Context, id string) error
+}
+
+// SessionVersions advances a user's session version in the database
+// (services.Users): see Login.
+type SessionVersions interface {
+	AdvanceSessionVersion(ctx context.Context, userID string, from, to int64) (bool, error)
 }
 
 // StoreRedis is the Redis access of the session store (services.Redis):
@@ -111,6 +119,7 @@ type SessionManager struct {
 	codecs    []securecookie.Codec
 	redis     StoreRedis
 	records   SessionRepository
+	versions  SessionVersions
 	cookie    CookieOptions
 	lifetimes models.SessionLifetimes
 	touch     time.Duration
@@ -121,6 +130,7 @@ type SessionManager struct {
 type SessionManagerOptions struct {
 	Redis     StoreRedis
 	Records   SessionRepository // writes records atomically (services.SessionStore)
+	Versions  SessionVersions   // heals a revocation whose database change was not stored
 	KeyPrefix string            // of session keys, as Records writes them
 	Secrets   [][]byte          // the signing secret first, then older ones still accepted
 	Cookie    CookieOptions
@@ -135,7 +145,7 @@ func NewSessionManager(o SessionManagerOptions) *SessionManager {
 		o.Now = time.Now
 	}
 	store, codecs := newGinStore(o.Redis.Pool(), o.KeyPrefix, o.Lifetimes.Absolute, o.Secrets)
-	return &SessionManager{store: store, codecs: codecs, redis: o.Redis, records: o.Records, cookie: o.Cookie,
+	return &SessionManager{store: store, codecs: codecs, redis: o.Redis, records: o.Records, versions: o.Versions, cookie: o.Cookie,
 		lifetimes: o.Lifetimes, touch: o.Touch, now: o.Now}
 }
 
@@ -185,7 +195,7 @@ func CurrentSession(c *gin.Context) *models.Session {
 // enforces both timeouts and slides the idle expiry at most once per touch
 // interval.
 func (m *SessionManager) load(c *gin.Context) (*models.Session, error) {
-	if _, err := c.Request.Cookie(m.cookie.Name); err != nil {
+	if m.presentedCookie(c) == nil {
 		return nil, nil
 	}
 	release, err := m.redis.Acquire(c.Request.Context())
@@ -216,7 +226,7 @@ func (m *SessionManager) load(c *gin.Context) (*models.Session, error) {
 	if now.Sub(time.Unix(rec.LastSeenAt, 0)) >= m.touch {
 		rec.LastSeenAt = now.Unix()
 		// A failed slide is retried on the next request; the read stands.
-		_ = m.records.Update(c.Request.Context(), rec)
+		_ = m.records.Touch(c.Request.Context(), rec)
 	}
 	c.Set(currentKey, rec)
 	c.Set(currentUserID, rec.UserID)
@@ -238,7 +248,7 @@ func (m *SessionManager) Login(c *gin.Context, user models.User) error {
 		CreatedAt: now.Unix(), LastSeenAt: now.Unix(), AuthAt: now.Unix(), AbsoluteAt: now.Add(m.lifetimes.Absolute).Unix(),
 		IP: c.ClientIP(), UserAgent: truncateUTF8(c.Request.UserAgent(), maxUserAgentLen),
 	}
-	if err := m.records.Create(c.Request.Context(), rec, user.SessionVersion); err != nil {
+	if err := m.create(c.Request.Context(), rec, user.SessionVersion); err != nil {
 		return err
 	}
 	encoded, err := securecookie.EncodeMulti(m.cookie.Name, rec.ID, m.codecs...)
@@ -251,14 +261,47 @@ func (m *SessionManager) Login(c *gin.Context, user models.User) error {
 	return nil
 }
 
+// create stores rec. A login refused only because the user's sessions were
+// revoked for a version newer than the row it read is either racing a change
+// (the row moves to that version when the change commits) or follows a
+// change whose revocation ran but whose commit failed (the row stays behind
+// the mark forever). Advancing the row from the version read to the mark,
+// only if it still holds the version read, tells them apart: it succeeds only
+// in the second case (the first waits on the change's row lock, then finds
+// the row moved), and then the login goes on, so nobody is locked out.
+func (m *SessionManager) create(ctx context.Context, rec *models.Session, version int64) error {
+	err := m.records.Create(ctx, rec, version)
+	var revoked *models.RevokedVersionError
+	if !errors.As(err, &revoked) || m.versions == nil {
+		return err
+	}
+	advanced, aerr := m.versions.AdvanceSessionVersion(ctx, rec.UserID, version, revoked.Mark)
+	if aerr != nil || !advanced {
+		return cmp.Or(aerr, err)
+	}
+	return m.records.Create(ctx, rec, revoked.Mark)
+}
+
+// presentedCookie is the request's session cookie. A request that carries it
+// more than once carries none: which one a server reads first is not what a
+// browser meant, and a sibling subdomain could set a second to shadow the
+// first (a forced logout or a planted session).
+func (m *SessionManager) presentedCookie(c *gin.Context) *http.Cookie {
+	cookies := c.Request.CookiesNamed(m.cookie.Name)
+	if len(cookies) != 1 {
+		return nil
+	}
+	return cookies[0]
+}
+
 // dropPresented deletes the session the request came with, known by its
 // loaded record or only by a cookie that still verifies.
 func (m *SessionManager) dropPresented(c *gin.Context) error {
 	if rec := CurrentSession(c); rec != nil {
 		return m.records.Delete(c.Request.Context(), rec)
 	}
-	cookie, err := c.Request.Cookie(m.cookie.Name)
-	if err != nil {
+	cookie := m.presentedCookie(c)
+	if cookie == nil {
 		return nil
 	}
 	var id string
@@ -284,7 +327,7 @@ func (m *SessionManager) MarkAuthenticated(c *gin.Context) error {
 		return models.ErrNotAuthenticated
 	}
 	rec.AuthAt = m.now().Unix()
-	return m.records.Update(c.Request.Context(), rec)
+	return m.records.MarkAuthenticated(c.Request.Context(), rec)
 }
 
 // ExpireCookie expires the session cookie, repeating every attribute.

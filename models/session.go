@@ -2,6 +2,7 @@ package models
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"encoding/base64"
 	"time"
 )
@@ -23,7 +24,22 @@ type Session struct {
 	AbsoluteAt    int64  `json:"x"` // absolute deadline
 	IP            string `json:"ip,omitempty"`
 	UserAgent     string `json:"ua,omitempty"`
+	// Pending marks a session that proved the password and waits for the
+	// second factor: it authenticates nothing but that step.
+	Pending bool `json:"pd,omitempty"`
 }
+
+// RevokedVersionError refuses a session for a login that read a user row
+// older than the user's last revocation (a password, role or disabled
+// change): Mark is the version revoked. It is an invalid_credentials.
+type RevokedVersionError struct{ Mark int64 }
+
+func (e *RevokedVersionError) Error() string {
+	return fmt.Sprintf("sessions revoked for session version %d", e.Mark)
+}
+
+// Unwrap makes it an invalid_credentials for the error mapper.
+func (e *RevokedVersionError) Unwrap() error { return ErrInvalidCredentials }
 
 // SessionLifetimes are the two timeouts of the contract.
 type SessionLifetimes struct {

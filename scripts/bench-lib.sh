@@ -144,7 +144,7 @@ login() {
   if [ "$code" != 200 ]; then
     echo "POST /login $1 answered $code: $(cat "$tmpd/b")" >&2; rm -rf "$tmpd"; return 1
   fi
-  echo "$(tr -d '\r' <"$tmpd/h" | sed -n 's/^[Ss]et-[Cc]ookie: *\(sessionId=[^;]*\).*/\1/p' | head -1) $t"
+  echo "$(tr -d '\r' <"$tmpd/h" | sed -n 's/^[Ss]et-[Cc]ookie: *\(\(__Host-\)\{0,1\}sessionId=[^;]*\).*/\1/p' | head -1) $t"
   rm -rf "$tmpd"
 }
 

@@ -39,18 +39,16 @@ type UpdateResult struct {
 }
 
 // UpdateUser applies patch to the user with id. A change of role or of the
-// disabled flag revokes every session of that user at once; a patch that
-// changes nothing revokes nothing; the last active admin cannot be removed
+// disabled flag revokes every session of that user at once, failing closed
+// (a revocation Redis cannot confirm stores nothing); a patch that changes
+// nothing revokes nothing; the last active admin cannot be removed
 // (last_admin); a malformed or unknown id is not_found.
 func (a *Admin) UpdateUser(ctx context.Context, id string, patch UserPatch) (UpdateResult, error) {
-	updated, changed, err := a.users.Update(ctx, id, patch)
-	if err != nil || len(changed) == 0 {
-		return UpdateResult{User: updated}, err
-	}
-	if _, err := a.sessions.RevokeUser(ctx, updated.ID, updated.SessionVersion); err != nil {
+	updated, changed, err := a.users.Update(ctx, id, patch, a.sessions.RevokeUser)
+	if err != nil {
 		return UpdateResult{}, err
 	}
-	return UpdateResult{User: updated, Revoked: true, Changed: changed}, nil
+	return UpdateResult{User: updated, Revoked: len(changed) > 0, Changed: changed}, nil
 }
 
 // LogoutUser revokes every session of the user with id and counts them.

@@ -164,25 +164,21 @@ func (a *Auth) ProvePassword(ctx context.Context, userID, email, password, ip st
 }
 
 // ChangePassword proves the current password, stores the new one and
-// revokes every session of the user. It returns the new session version,
-// with which the caller's replacement session is created.
-func (a *Auth) ChangePassword(ctx context.Context, userID, email, current, next, ip string) (int64, error) {
+// revokes every session of the user, failing closed: when Redis cannot
+// confirm the revocation, nothing is stored. It returns the user as stored,
+// with whose session version the caller's replacement session is created.
+func (a *Auth) ChangePassword(ctx context.Context, userID, email, current, next, ip string) (models.User, error) {
 	if err := a.CheckNewPassword("new_password", next, email); err != nil {
-		return 0, err
+		return models.User{}, err
 	}
 	if _, err := a.ProvePassword(ctx, userID, email, current, ip); err != nil {
-		return 0, err
+		return models.User{}, err
 	}
 	hash, err := a.hasher.Hash(ctx, next)
 	if err != nil {
-		return 0, err
+		return models.User{}, err
 	}
-	version, err := a.users.ChangePassword(ctx, userID, hash)
-	if err != nil {
-		return 0, err
-	}
-	_, err = a.sessions.RevokeUser(ctx, userID, version)
-	return version, err
+	return a.users.ChangePassword(ctx, userID, hash, a.sessions.RevokeUser)
 }
 
 // ValidateRegistration checks a registration made outside HTTP (the

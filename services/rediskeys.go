@@ -5,19 +5,20 @@ package services
 // prefix isolates one deployment:
 //
 //	<prefix><session id>             a session record (JSON), read by gin-contrib/sessions
-//	<prefix>u:<user id>              the user's session index: handle -> session id, and versionField
+//	<prefix>s:<user id>              the user's sessions: a sorted set of session ids scored by creation (ms)
+//	<prefix>m:<user id>              the user's pending (second-factor) sessions, scored the same way
+//	<prefix>v:<user id>              the highest session version revoked so far (see SessionStore)
+//	<prefix>u:<user id>              the index of versions before the sorted sets (a hash of handle ->
+//	                                 session id and "#ver"): read, migrated and deleted, never written
 //	<prefix>throttle:<kind>:<key>    a throttle counter (login:email, login:ip, register:ip)
 //
 // Session ids are base64url and never contain ':', so no session key can
 // collide with the others.
 type RedisKeys struct{ prefix string }
 
-// versionField is the per-user index field holding the highest
-// models.User.SessionVersion revoked so far. A login that read an older user
-// row cannot create its session, so a login racing a password change, a role
-// change or a disable never survives it. Each new mark keeps the index for
-// at least the absolute timeout, far longer than any login in flight.
-const versionField = "#ver"
+// legacyVersionField is the field of the legacy hash index that held the
+// revocation version; instances of the older version still read it.
+const legacyVersionField = "#ver"
 
 // Prefix is the deployment's prefix, also the prefix of session keys.
 func (k RedisKeys) Prefix() string { return k.prefix }
@@ -25,11 +26,27 @@ func (k RedisKeys) Prefix() string { return k.prefix }
 // Session is the key of the session record with id.
 func (k RedisKeys) Session(id string) string { return k.prefix + id }
 
-// UserIndex is the key of the user's session index.
-func (k RedisKeys) UserIndex(userID string) string { return k.prefix + "u:" + userID }
+// UserSessions is the key of the user's index of full sessions.
+func (k RedisKeys) UserSessions(userID string) string { return k.prefix + "s:" + userID }
+
+// UserPending is the key of the user's index of pending sessions.
+func (k RedisKeys) UserPending(userID string) string { return k.prefix + "m:" + userID }
+
+// UserVersion is the key of the user's revocation version.
+func (k RedisKeys) UserVersion(userID string) string { return k.prefix + "v:" + userID }
+
+// LegacyUserIndex is the key of the hash index older versions kept.
+func (k RedisKeys) LegacyUserIndex(userID string) string { return k.prefix + "u:" + userID }
 
 // Throttle is the key of one throttle counter: kind names what is counted
 // (login:email, login:ip, register:ip), subject whose attempts.
 func (k RedisKeys) Throttle(kind, subject string) string {
 	return k.prefix + "throttle:" + kind + ":" + subject
+}
+
+// userKeys are the keys every script on a user's sessions takes, in this
+// order: KEYS[1] full index, KEYS[2] pending index, KEYS[3] version, KEYS[4]
+// legacy index.
+func (k RedisKeys) userKeys(userID string) []any {
+	return []any{k.UserSessions(userID), k.UserPending(userID), k.UserVersion(userID), k.LegacyUserIndex(userID)}
 }

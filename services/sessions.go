@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -15,43 +14,109 @@ import (
 	"github.com/sessionauth/api/models"
 )
 
-// Every session write is one atomic script, so the record and the per-user
-// index never disagree and a request in flight cannot resurrect a session.
+// Every write to a user's sessions is one atomic script, so a record and the
+// user's index never disagree and a request in flight cannot resurrect a
+// session. The index is two sorted sets scored by creation time, full and
+// pending sessions apart, each capped, so creating, listing and revoking cost
+// in proportion to the cap whatever the user's history. Every script first
+// migrates the hash index of older versions (once; see RedisKeys).
+//
+// Scripts take the user's keys as KEYS[1..4] (RedisKeys.userKeys) and the key
+// prefix and the absolute timeout in ms as ARGV[1..2].
 const (
-	createScript = `
-if tonumber(redis.call('HGET', KEYS[2], '#ver') or '0') > tonumber(ARGV[5]) then return 0 end
-local index = redis.call('HGETALL', KEYS[2])
-for i = 1, #index, 2 do
-  if index[i] ~= '#ver' and redis.call('EXISTS', ARGV[7] .. index[i + 1]) == 0 then redis.call('HDEL', KEYS[2], index[i]) end
+	migrateLua = `
+local prefix, absolute = ARGV[1], ARGV[2]
+local function migrate()
+  if redis.call('EXISTS', KEYS[4]) == 0 then return end
+  local all = redis.call('HGETALL', KEYS[4])
+  for i = 1, #all, 2 do
+    if all[i] == '#ver' then
+      if tonumber(all[i + 1]) > tonumber(redis.call('GET', KEYS[3]) or '0') then
+        redis.call('SET', KEYS[3], all[i + 1], 'PX', absolute)
+      end
+    else
+      local body = redis.call('GET', prefix .. all[i + 1])
+      if body then
+        local ok, rec = pcall(cjson.decode, body)
+        local created = ok and type(rec) == 'table' and tonumber(rec.c) or 0
+        redis.call('ZADD', KEYS[1], created * 1000, all[i + 1])
+        redis.call('PEXPIRE', KEYS[1], absolute)
+      end
+    end
+  end
+  redis.call('DEL', KEYS[4])
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[2], ARGV[6]) end
-return 1`
-	deleteScript = `
-local n = redis.call('DEL', KEYS[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-return n`
-	revokeUserScript = `
-local all = redis.call('HGETALL', KEYS[1])
-local n = 0
-for i = 1, #all, 2 do
-  if all[i] ~= '#ver' then
-    n = n + redis.call('DEL', ARGV[1] .. all[i + 1])
-    redis.call('HDEL', KEYS[1], all[i])
+migrate()
+`
+	// ARGV[3] id, [4] record, [5] TTL ms, [6] session version read, [7] now
+	// ms, [8] '1' for a pending session, [9] the cap of its index. Returns
+	// how many sessions the cap ended, or minus the revocation mark when the
+	// user's sessions were revoked for a newer version than the row read.
+	createScript = migrateLua + `
+local mark = tonumber(redis.call('GET', KEYS[3]) or '0')
+if mark > tonumber(ARGV[6]) then return -mark end
+local index = KEYS[1]
+if ARGV[8] == '1' then index = KEYS[2] end
+for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+  if redis.call('EXISTS', prefix .. id) == 0 then redis.call('ZREM', index, id) end
+end
+redis.call('SET', prefix .. ARGV[3], ARGV[4], 'PX', ARGV[5])
+redis.call('ZADD', index, ARGV[7], ARGV[3])
+redis.call('PEXPIRE', index, absolute)
+local over = redis.call('ZCARD', index) - tonumber(ARGV[9])
+local ended = 0
+if over > 0 then
+  for _, id in ipairs(redis.call('ZRANGE', index, 0, over)) do
+    if over > 0 and id ~= ARGV[3] then
+      ended = ended + redis.call('DEL', prefix .. id)
+      redis.call('ZREM', index, id)
+      over = over - 1
+    end
   end
 end
-if tonumber(ARGV[2]) > tonumber(redis.call('HGET', KEYS[1], '#ver') or '0') then
-  redis.call('HSET', KEYS[1], '#ver', ARGV[2])
-  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return ended`
+	// ARGV[3] id. Returns 1 when a live session was deleted.
+	deleteScript = migrateLua + `
+redis.call('ZREM', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[3])
+return redis.call('DEL', prefix .. ARGV[3])`
+	// ARGV[3] the new session version, 0 for none. Returns how many live
+	// sessions were deleted.
+	revokeUserScript = migrateLua + `
+local n = 0
+for _, index in ipairs({KEYS[1], KEYS[2]}) do
+  for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do n = n + redis.call('DEL', prefix .. id) end
+  redis.call('DEL', index)
+end
+if tonumber(ARGV[3]) > tonumber(redis.call('GET', KEYS[3]) or '0') then
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', absolute)
 end
 return n`
-	revokeHandleScript = `
-local sid = redis.call('HGET', KEYS[1], ARGV[2])
-if not sid then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[2])
-return redis.call('DEL', ARGV[1] .. sid)`
+	// Returns the ids of the user's sessions, full ones newest first, then pending ones.
+	membersScript = migrateLua + `
+local ids = redis.call('ZREVRANGE', KEYS[1], 0, -1)
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[2], 0, -1)) do ids[#ids + 1] = id end
+return ids`
+	// KEYS[1] a record; ARGV[1] a numeric field, [2] its value, [3] the TTL
+	// in ms or 0 to keep it. Rewrites that one field only if the record still
+	// exists, so a request in flight never brings back a session revoked
+	// meanwhile, nor an older value of a field it did not mean to write.
+	setFieldScript = `
+local body = redis.call('GET', KEYS[1])
+if not body then return 0 end
+local rec = cjson.decode(body)
+rec[ARGV[1]] = tonumber(ARGV[2])
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], cjson.encode(rec), 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], cjson.encode(rec), 'PX', ARGV[3])
+end
+return 1`
 )
+
+// maxPendingPerUser bounds a user's pending (second-factor) sessions: they
+// do not count toward MaxPerUser and never end a full session.
+const maxPendingPerUser = 5
 
 // SessionCounter is told how many sessions were created and how many live
 // ones were revoked (metrics). Declared here so services need no metrics library.
@@ -65,25 +130,28 @@ type noCounter struct{}
 func (noCounter) SessionsCreated(int) {}
 func (noCounter) SessionsRevoked(int) {}
 
-// SessionStore keeps session records and the per-user index in Redis.
-// Finding a user's sessions reads that index, never the keyspace.
+// SessionStore keeps session records and the per-user indexes in Redis.
+// Finding a user's sessions reads that user's index, never the keyspace.
 type SessionStore struct {
-	redis        *Redis
-	keys         RedisKeys
-	lifetimes    models.SessionLifetimes
-	now          func() time.Time
-	counter      SessionCounter
-	create       *redis.Script
-	deleteOne    *redis.Script
-	revokeUser   *redis.Script
-	revokeHandle *redis.Script
+	redis      *Redis
+	keys       RedisKeys
+	lifetimes  models.SessionLifetimes
+	maxPerUser int
+	now        func() time.Time
+	counter    SessionCounter
+	create     *redis.Script
+	deleteOne  *redis.Script
+	revokeUser *redis.Script
+	members    *redis.Script
+	setField   *redis.Script
 }
 
 // SessionStoreOptions configure a SessionStore.
 type SessionStoreOptions struct {
-	Lifetimes models.SessionLifetimes
-	Now       func() time.Time // time.Now when nil
-	Counter   SessionCounter   // told of every session created and revoked; may be nil
+	Lifetimes  models.SessionLifetimes
+	MaxPerUser int              // live full sessions per user; a login beyond it ends the oldest
+	Now        func() time.Time // time.Now when nil
+	Counter    SessionCounter   // told of every session created and revoked; may be nil
 }
 
 // NewSessionStore returns the session store on r.
@@ -95,63 +163,90 @@ func NewSessionStore(r *Redis, opts SessionStoreOptions) *SessionStore {
 		opts.Now = time.Now
 	}
 	return &SessionStore{
-		redis: r, keys: r.Keys(), lifetimes: opts.Lifetimes, now: opts.Now, counter: opts.Counter,
-		create:       redis.NewScript(2, createScript),
-		deleteOne:    redis.NewScript(2, deleteScript),
-		revokeUser:   redis.NewScript(1, revokeUserScript),
-		revokeHandle: redis.NewScript(1, revokeHandleScript),
+		redis: r, keys: r.Keys(), lifetimes: opts.Lifetimes, maxPerUser: max(1, opts.MaxPerUser), now: opts.Now, counter: opts.Counter,
+		create:     redis.NewScript(4, createScript),
+		deleteOne:  redis.NewScript(4, deleteScript),
+		revokeUser: redis.NewScript(4, revokeUserScript),
+		members:    redis.NewScript(4, membersScript),
+		setField:   redis.NewScript(1, setFieldScript),
 	}
 }
 
 // Lifetimes returns the idle and absolute timeouts.
 func (s *SessionStore) Lifetimes() models.SessionLifetimes { return s.lifetimes }
 
-// Create mints a fresh id and handle for rec, stores it with the TTL of its
-// earlier deadline and adds it to the user's index, in one step; index
-// entries whose session has expired are pruned in that step too, so the index
-// of a user who never lists sessions does not grow. It fails
-// with invalid_credentials when the user's sessions were revoked for a newer
-// version than the row the caller read (sessionVersion).
+// userArgs are a user script's keys and its first two arguments, then args.
+func (s *SessionStore) userArgs(userID string, args ...any) []any {
+	out := append(s.keys.userKeys(userID), s.keys.Prefix(), s.lifetimes.Absolute.Milliseconds())
+	return append(out, args...)
+}
+
+// Create mints a fresh id for rec and stores it with the TTL of its earlier
+// deadline in the user's index, in one step; entries of ended sessions are
+// pruned from that index (at most the cap of them), and beyond the cap (MaxPerUser full
+// sessions, or a few pending ones) the user's oldest sessions of that kind
+// end. It fails with a models.RevokedVersionError (an invalid_credentials)
+// when the user's sessions were revoked for a newer version than the row the
+// caller read (sessionVersion).
 func (s *SessionStore) Create(ctx context.Context, rec *models.Session, sessionVersion int64) error {
 	rec.ID = newSessionID()
 	body, ttl, err := s.encode(rec)
 	if err != nil {
 		return err
 	}
+	pending, limit := "0", s.maxPerUser
+	if rec.Pending {
+		pending, limit = "1", maxPendingPerUser
+	}
+	var ended int64
 	err = s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
-		ok, err := redis.Int(s.create.DoContext(ctx, conn, s.keys.Session(rec.ID), s.keys.UserIndex(rec.UserID),
-			body, ttl.Milliseconds(), rec.Handle(), rec.ID, sessionVersion, s.lifetimes.Absolute.Milliseconds(), s.keys.Prefix()))
-		if err == nil && ok == 0 {
-			return models.ErrInvalidCredentials
+		var err error
+		ended, err = redis.Int64(s.create.DoContext(ctx, conn, s.userArgs(rec.UserID, rec.ID, body, ttl.Milliseconds(),
+			sessionVersion, s.now().UnixMilli(), pending, limit)...))
+		if err == nil && ended < 0 {
+			return &models.RevokedVersionError{Mark: -ended}
 		}
 		return err
 	})
-	if err == nil {
-		s.counter.SessionsCreated(1)
-	}
-	return err
-}
-
-// Update rewrites rec only if it still exists (SET XX), so a slide written by
-// a request in flight never brings back a session revoked meanwhile.
-func (s *SessionStore) Update(ctx context.Context, rec *models.Session) error {
-	body, ttl, err := s.encode(rec)
 	if err != nil {
 		return err
 	}
+	s.counter.SessionsCreated(1)
+	s.counter.SessionsRevoked(int(ended))
+	return nil
+}
+
+// Touch records activity at the record's LastSeenAt and slides its TTL, and
+// MarkAuthenticated records a proof at AuthAt: each rewrites only its own
+// field, and only while the session exists.
+func (s *SessionStore) Touch(ctx context.Context, rec *models.Session) error {
+	ttl := s.ttl(rec)
+	if ttl <= 0 {
+		return models.ErrNotAuthenticated
+	}
+	return s.setRecordField(ctx, rec.ID, "s", rec.LastSeenAt, ttl.Milliseconds())
+}
+
+// MarkAuthenticated records that the session's owner just proved who they are.
+func (s *SessionStore) MarkAuthenticated(ctx context.Context, rec *models.Session) error {
+	return s.setRecordField(ctx, rec.ID, "a", rec.AuthAt, 0)
+}
+
+func (s *SessionStore) setRecordField(ctx context.Context, id, field string, value, ttlMS int64) error {
 	return s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
-		_, err := redis.DoContext(conn, ctx, "SET", s.keys.Session(rec.ID), body, "PX", ttl.Milliseconds(), "XX")
-		if errors.Is(err, redis.ErrNil) {
-			return nil // revoked meanwhile: stays revoked
-		}
+		_, err := s.setField.DoContext(ctx, conn, s.keys.Session(id), field, value, ttlMS)
 		return err
 	})
 }
 
 // Delete removes one session and its index entry.
 func (s *SessionStore) Delete(ctx context.Context, rec *models.Session) error {
+	return s.deleteByID(ctx, rec.UserID, rec.ID)
+}
+
+func (s *SessionStore) deleteByID(ctx context.Context, userID, id string) error {
 	return s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
-		n, err := redis.Int(s.deleteOne.DoContext(ctx, conn, s.keys.Session(rec.ID), s.keys.UserIndex(rec.UserID), rec.Handle()))
+		n, err := redis.Int(s.deleteOne.DoContext(ctx, conn, s.userArgs(userID, id)...))
 		s.counter.SessionsRevoked(n)
 		return err
 	})
@@ -167,13 +262,14 @@ func (s *SessionStore) DeleteByID(ctx context.Context, id string) error {
 	})
 }
 
-// RevokeUser deletes every session of the user and returns how many were
-// live. A sessionVersion above zero also refuses sessions for logins that read
-// an older user row (pass the row's new version after a credential change).
+// RevokeUser deletes every session of the user, pending ones included, and
+// returns how many were live. A sessionVersion above zero also refuses
+// sessions for logins that read an older user row (pass the row's new
+// version with a change that must end the user's sessions).
 func (s *SessionStore) RevokeUser(ctx context.Context, userID string, sessionVersion int64) (revoked int, err error) {
 	err = s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
 		var err error
-		revoked, err = redis.Int(s.revokeUser.DoContext(ctx, conn, s.keys.UserIndex(userID), s.keys.Prefix(), sessionVersion, s.lifetimes.Absolute.Milliseconds()))
+		revoked, err = redis.Int(s.revokeUser.DoContext(ctx, conn, s.userArgs(userID, sessionVersion)...))
 		return err
 	})
 	s.counter.SessionsRevoked(revoked)
@@ -183,34 +279,48 @@ func (s *SessionStore) RevokeUser(ctx context.Context, userID string, sessionVer
 // RevokeHandle deletes the user's session with that handle. It reports
 // whether a live session of this user was deleted.
 func (s *SessionStore) RevokeHandle(ctx context.Context, userID, handle string) (bool, error) {
-	var n int
-	err := s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
-		var err error
-		n, err = redis.Int(s.revokeHandle.DoContext(ctx, conn, s.keys.UserIndex(userID), s.keys.Prefix(), handle))
-		return err
-	})
-	s.counter.SessionsRevoked(n)
-	return n > 0, err
+	ids, err := s.sessionIDs(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	for _, id := range ids {
+		if models.SessionHandle(id) == handle {
+			revoked := 0
+			err := s.redis.DoWrite(ctx, func(ctx context.Context, conn redis.Conn) error {
+				var err error
+				revoked, err = redis.Int(s.deleteOne.DoContext(ctx, conn, s.userArgs(userID, id)...))
+				return err
+			})
+			s.counter.SessionsRevoked(revoked)
+			return revoked > 0, err
+		}
+	}
+	return false, nil
 }
 
-// List returns the user's live sessions, newest first, in two round trips
-// (the index, then one MGET); entries whose session expired are pruned.
+func (s *SessionStore) sessionIDs(ctx context.Context, userID string) ([]string, error) {
+	var ids []string
+	err := s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+		var err error
+		ids, err = redis.Strings(s.members.DoContext(ctx, conn, s.userArgs(userID)...))
+		return err
+	})
+	return ids, err
+}
+
+// List returns the user's live sessions, pending ones included, newest
+// first, in two round trips (the index, then one MGET); index entries whose
+// session ended are pruned.
 func (s *SessionStore) List(ctx context.Context, userID string) ([]models.Session, error) {
 	var out []models.Session
 	err := s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
-		index, err := redis.StringMap(redis.DoContext(conn, ctx, "HGETALL", s.keys.UserIndex(userID)))
-		if err != nil || len(index) == 0 {
+		ids, err := redis.Strings(s.members.DoContext(ctx, conn, s.userArgs(userID)...))
+		if err != nil || len(ids) == 0 {
 			return err
 		}
-		delete(index, versionField)
-		handles := make([]string, 0, len(index))
-		keys := make([]any, 0, len(index))
-		for handle, id := range index {
-			handles = append(handles, handle)
-			keys = append(keys, s.keys.Session(id))
-		}
-		if len(keys) == 0 {
-			return nil
+		keys := make([]any, len(ids))
+		for i, id := range ids {
+			keys[i] = s.keys.Session(id)
 		}
 		records, err := redis.ByteSlices(redis.DoContext(conn, ctx, "MGET", keys...))
 		if err != nil {
@@ -220,15 +330,19 @@ func (s *SessionStore) List(ctx context.Context, userID string) ([]models.Sessio
 		for i, body := range records {
 			var rec models.Session
 			if body == nil || json.Unmarshal(body, &rec) != nil || !rec.Live(s.now(), s.lifetimes) {
-				dead = append(dead, handles[i])
+				dead = append(dead, ids[i])
 				continue
 			}
-			rec.ID = index[handles[i]]
+			rec.ID = ids[i]
 			out = append(out, rec)
 		}
-		if len(dead) > 0 {
-			_, err = redis.DoContext(conn, ctx, "HDEL", append([]any{s.keys.UserIndex(userID)}, dead...)...)
+		if len(dead) == 0 {
+			return nil
 		}
+		if _, err := redis.DoContext(conn, ctx, "ZREM", append([]any{s.keys.UserSessions(userID)}, dead...)...); err != nil {
+			return err
+		}
+		_, err = redis.DoContext(conn, ctx, "ZREM", append([]any{s.keys.UserPending(userID)}, dead...)...)
 		return err
 	})
 	sort.Slice(out, func(i, j int) bool {

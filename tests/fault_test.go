@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"net"
 	"net/url"
 	"os"
@@ -104,6 +105,35 @@ type faultProxy struct {
 	ln      net.Listener
 	conns   map[net.Conn]struct{}
 	running chan struct{} // closed while bytes flow; open while frozen
+	trigger *proxyTrigger
+}
+
+// proxyTrigger runs action once, before the first chunk a client sends that
+// contains pattern is passed on: a fault in the middle of one request.
+type proxyTrigger struct {
+	pattern []byte
+	action  func()
+}
+
+// on arms action (freeze, cut, or a fault elsewhere) for the first command
+// that contains pattern, such as a key only one step of a request writes.
+func (p *faultProxy) on(pattern string, action func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.trigger = &proxyTrigger{pattern: []byte(pattern), action: action}
+}
+
+// fire runs the armed trigger if chunk matches it, once.
+func (p *faultProxy) fire(chunk []byte) {
+	p.mu.Lock()
+	tr := p.trigger
+	if tr == nil || !bytes.Contains(chunk, tr.pattern) {
+		p.mu.Unlock()
+		return
+	}
+	p.trigger = nil
+	p.mu.Unlock()
+	tr.action()
 }
 
 // newFaultProxy proxies to the host of redisURL and returns the proxy and
@@ -150,13 +180,14 @@ func (p *faultProxy) serve(ln net.Listener) {
 		}
 		p.conns[client], p.conns[server] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go p.pipe(client, server)
-		go p.pipe(server, client)
+		go p.pipe(client, server, true)
+		go p.pipe(server, client, false)
 	}
 }
 
-// pipe copies src to dst, holding each chunk while the proxy is frozen.
-func (p *faultProxy) pipe(src, dst net.Conn) {
+// pipe copies src to dst, holding each chunk while the proxy is frozen; a
+// client's chunks may fire the trigger first.
+func (p *faultProxy) pipe(src, dst net.Conn, fromClient bool) {
 	defer func() {
 		_ = src.Close()
 		_ = dst.Close()
@@ -164,6 +195,9 @@ func (p *faultProxy) pipe(src, dst net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if n > 0 && fromClient {
+			p.fire(buf[:n])
+		}
 		if n > 0 {
 			p.mu.Lock()
 			running := p.running

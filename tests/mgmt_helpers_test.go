@@ -96,14 +96,21 @@ func (s *testServer) redisCmd(t *testing.T, cmd string, args ...any) any {
 	return v
 }
 
-// userIndex returns the user's index (handle -> session id), '#ver' left out.
+// userIndex returns the user's index (handle -> session id), full and
+// pending sessions together.
 func (s *testServer) userIndex(t *testing.T, userID string) map[string]string {
 	t.Helper()
-	m, err := redis.StringMap(s.redisCmd(t, "HGETALL", s.Config.Session.KeyPrefix+"u:"+userID), nil)
-	if err != nil {
-		t.Fatal(err)
+	keys := s.Redis.Keys()
+	m := map[string]string{}
+	for _, key := range []string{keys.UserSessions(userID), keys.UserPending(userID)} {
+		ids, err := redis.Strings(s.redisCmd(t, "ZRANGE", key, 0, -1), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			m[models.SessionHandle(id)] = id
+		}
 	}
-	delete(m, "#ver")
 	return m
 }
 

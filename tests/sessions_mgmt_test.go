@@ -123,7 +123,8 @@ func TestSessionsListReadsTheIndexAndPrunesDeadEntries(t *testing.T) {
 	rec.ID = "ORPHAN" + randomHex(8)
 	orphan, _ := json.Marshal(rec)
 	s.redisCmd(t, "SET", prefix+rec.ID, orphan, "EX", 600)
-	s.redisCmd(t, "HSET", prefix+"u:"+userID, "danglingDanglingDangle", "NOSUCHSESSION")
+	s.redisCmd(t, "ZADD", s.Redis.Keys().UserSessions(userID), time.Now().UnixMilli(), "NOSUCHSESSION")
+	dangling := models.SessionHandle("NOSUCHSESSION")
 	s.redisCmd(t, "PEXPIRE", prefix+index[doomedHandle], 1) // as if its TTL ran out
 	time.Sleep(50 * time.Millisecond)
 
@@ -132,12 +133,12 @@ func TestSessionsListReadsTheIndexAndPrunesDeadEntries(t *testing.T) {
 		t.Fatalf("got %d sessions %v, want the 2 live ones from the index", len(list), list)
 	}
 	for _, sess := range list {
-		if h := sess.ID; h == rec.Handle() || h == doomedHandle || h == "danglingDanglingDangle" {
+		if h := sess.ID; h == rec.Handle() || h == doomedHandle || h == dangling {
 			t.Fatalf("got session %v in the listing, want only live indexed ones", h)
 		}
 	}
 	after := s.userIndex(t, userID)
-	if len(after) != 2 || after["danglingDanglingDangle"] != "" || after[doomedHandle] != "" {
+	if len(after) != 2 || after[dangling] != "" || after[doomedHandle] != "" {
 		t.Fatalf("got index %v after listing, want the dead entries pruned", after)
 	}
 	doomed.do("GET", "/me", nil).want(t, 401, "not_authenticated")

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const API_URL = (process.env.API_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+// The server's session cookie: sessionId on plain http (COOKIE_SECURE=false), as this test runs it.
+const COOKIE_NAME = process.env.COOKIE_NAME || 'sessionId';
 const SPA_ORIGIN = `http://127.0.0.1:${process.env.SPA_PORT || 5173}`;
 const EVIL_ORIGIN = `http://127.0.0.1:${process.env.EVIL_PORT || 5174}`;
 // Screenshots for the README go to docs/ unless SCREENSHOT_DIR says otherwise (CI keeps the tree clean).
@@ -48,8 +50,8 @@ function rawRequest(method, path, headers = {}) {
 
 async function sessionCookieHeader(ctx) {
   const cookies = await ctx.cookies(API_URL);
-  const c = cookies.find((x) => x.name === 'sessionId');
-  assert.ok(c, `context has a sessionId cookie for ${API_URL}: ${JSON.stringify(cookies.map((x) => x.name))}`);
+  const c = cookies.find((x) => x.name === COOKIE_NAME);
+  assert.ok(c, `context has a ${COOKIE_NAME} cookie for ${API_URL}: ${JSON.stringify(cookies.map((x) => x.name))}`);
   return `${c.name}=${c.value}`;
 }
 
@@ -104,11 +106,11 @@ test('register logs the user in (cookie set cross-origin, CORS preflight passes)
   await fill(page1, { email: EMAIL, password: PASSWORD, name: 'SPA Tester' });
   await click(page1, '#register');
   await expectStatus(page1, EMAIL);
-  const c = (await ctx1.cookies(API_URL)).find((x) => x.name === 'sessionId');
-  assert.ok(c, 'sessionId cookie stored');
+  const c = (await ctx1.cookies(API_URL)).find((x) => x.name === COOKIE_NAME);
+  assert.ok(c, `${COOKIE_NAME} cookie stored`);
   assert.equal(c.httpOnly, true, 'HttpOnly');
   assert.equal(c.sameSite, 'Lax', 'SameSite from COOKIE_SAMESITE=Lax');
-  assert.equal(await page1.evaluate(() => document.cookie.includes('sessionId')), false, 'not visible to scripts');
+  assert.equal(await page1.evaluate((name) => document.cookie.includes(name), COOKIE_NAME), false, 'not visible to scripts');
 });
 
 test('logout, then login and /me show the email', async () => {

@@ -3,6 +3,8 @@
 #   BASE_URL        server root (default http://localhost:8080)
 #   ADMIN_EMAIL     an existing admin (default admin@example.com)
 #   ADMIN_PASSWORD  that admin's password (required)
+#   COOKIE_NAME     the server's session cookie (default __Host-sessionId, the name of a Secure
+#                   cookie; sessionId for a server run with COOKIE_SECURE=false)
 #   NEWMAN_TIMEOUT  bound for the whole run in ms (default 300000)
 # Extra arguments are passed to newman (e.g. --reporters cli,junit).
 # Exits non-zero on any failed assertion or request error.
@@ -28,6 +30,7 @@ exec node_modules/.bin/newman run tests/postman/session-auth.postman_collection.
   --env-var "baseUrl=${BASE_URL%/}" \
   --env-var "adminEmail=${ADMIN_EMAIL}" \
   --env-var "adminPassword=${ADMIN_PASSWORD}" \
+  --env-var "cookieName=${COOKIE_NAME:-__Host-sessionId}" \
   --timeout "${NEWMAN_TIMEOUT:-300000}" \
   --timeout-request 30000 \
   --color off \

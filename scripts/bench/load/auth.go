@@ -22,7 +22,7 @@ type authClient struct {
 
 func newAuthClient(base, ua string, timeout time.Duration) *authClient {
 	return &authClient{
-		base: base, ua: ua, cookieName: envOr("SESSION_COOKIE_NAME", "sessionId"),
+		base: base, ua: ua, cookieName: envOr("SESSION_COOKIE_NAME", ""),
 		hc: &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
 }
@@ -72,11 +72,21 @@ func (a *authClient) do(method, path, cookie string, payload any, headers ...str
 		c.status, c.err = 0, &requestError{err: err, gotBytes: true} // cut short: not an answer
 	}
 	for _, ck := range resp.Cookies() {
-		if ck.Name == a.cookieName && ck.Value != "" && ck.MaxAge >= 0 {
+		if a.isSessionCookie(ck.Name) && ck.Value != "" && ck.MaxAge >= 0 {
 			c.cookie = ck.Name + "=" + ck.Value
 		}
 	}
 	return c
+}
+
+// isSessionCookie reports whether name is the product's session cookie:
+// SESSION_COOKIE_NAME when set, else either default (__Host-sessionId for a
+// Secure cookie, sessionId otherwise).
+func (a *authClient) isSessionCookie(name string) bool {
+	if a.cookieName != "" {
+		return name == a.cookieName
+	}
+	return name == "__Host-sessionId" || name == "sessionId"
 }
 
 func (a *authClient) login(email, password string, headers ...string) call {
