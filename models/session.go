@@ -2,8 +2,8 @@ package models
 
 import (
 	"crypto/sha256"
-	"fmt"
 	"encoding/base64"
+	"fmt"
 	"time"
 )
 
