@@ -115,6 +115,24 @@ func handlePatchUser(v *validator.Validate, admin *services.Admin, sess *middlew
 	}
 }
 
+// handleDeleteUser deletes a user; an admin deleting themself also gets the
+// cookie expired.
+func handleDeleteUser(admin *services.Admin, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.Param("id")
+		if err := admin.DeleteUser(c.Request.Context(), id); err != nil {
+			_ = c.Error(err)
+			return
+		}
+		actor := middleware.CurrentSession(c)
+		if id == actor.UserID {
+			sess.ExpireCookie(c)
+		}
+		securityEvent(c, log, "user_deleted", actor.UserID, slog.String("target_user_id", id))
+		c.Status(http.StatusNoContent)
+	}
+}
+
 func handleAdminLogoutAll(admin *services.Admin, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		revoked, err := admin.LogoutUser(c.Request.Context(), c.Param("id"))

@@ -89,6 +89,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		Sessions: sessionStore, CommonPasswords: commonpasswords.New(), Log: log,
 	})
 	app.Admin = services.NewAdmin(app.Users, auth, sessionStore)
+	accounts := services.NewAccounts(app.Users, auth, sessionStore)
 	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
 		Redis: app.Redis, Records: sessionStore, Versions: app.Users, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
 		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
@@ -98,7 +99,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		publicMetrics = app.Metrics
 	}
 	router, err := NewRouter(Deps{
-		Log: log, Auth: auth, Admin: app.Admin, SessionStore: sessionStore, SessionManager: sessionManager,
+		Log: log, Auth: auth, Admin: app.Admin, Accounts: accounts, SessionStore: sessionStore, SessionManager: sessionManager,
 		Ready: map[string]Pinger{
 			"database": func(ctx context.Context) error { return services.PingDatabase(ctx, app.DB) },
 			"redis":    app.Redis.Ping,

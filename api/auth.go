@@ -25,7 +25,7 @@ func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, se
 		}
 		user, err := auth.Register(c.Request.Context(), services.Registration{Email: req.Email, Name: req.Name, Password: req.Password}, c.ClientIP())
 		if err == nil {
-			err = sess.Login(c, user)
+			err = sess.Login(c, user, middleware.LoginOptions{})
 		}
 		if err != nil {
 			_ = c.Error(err)
@@ -45,7 +45,7 @@ func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.Se
 		}
 		user, err := auth.Login(c.Request.Context(), req.Email, req.Password, c.ClientIP())
 		if err == nil {
-			err = sess.Login(c, user)
+			err = sess.Login(c, user, middleware.LoginOptions{Forget: req.Remember != nil && !*req.Remember})
 		}
 		if err != nil {
 			loginFailureEvent(c, log, err)
@@ -102,7 +102,8 @@ func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *midd
 		rec := middleware.CurrentSession(c)
 		user, err := auth.ChangePassword(c.Request.Context(), rec.UserID, rec.Email, req.CurrentPassword, req.NewPassword, c.ClientIP())
 		if err == nil {
-			err = sess.Login(c, user) // a new id whose lifetimes start afresh
+			// A new id whose lifetimes start afresh, remembered as the old one was.
+			err = sess.Login(c, user, middleware.LoginOptions{Forget: rec.Forget})
 		}
 		if err != nil {
 			passwordFailureEvent(c, log, rec.UserID, err)

@@ -11,16 +11,26 @@ import (
 // userResponse is the contract's user object; a models.User is never
 // serialised directly, so a hash cannot leak.
 type userResponse struct {
-	ID        string      `json:"id"`
-	Email     string      `json:"email"`
-	Name      string      `json:"name"`
-	Role      models.Role `json:"role"`
-	Disabled  bool        `json:"disabled"`
-	CreatedAt string      `json:"created_at"`
+	ID            string      `json:"id"`
+	Email         string      `json:"email"`
+	Name          string      `json:"name"`
+	Role          models.Role `json:"role"`
+	Disabled      bool        `json:"disabled"`
+	EmailVerified bool        `json:"email_verified"`
+	MFA           mfaResponse `json:"mfa"`
+	CreatedAt     string      `json:"created_at"`
+}
+
+// mfaResponse is the user's second factors.
+type mfaResponse struct {
+	TOTP     bool `json:"totp"`
+	Passkeys int  `json:"passkeys"`
 }
 
 func newUserResponse(u models.User) userResponse {
-	return userResponse{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Disabled: u.Disabled, CreatedAt: formatTime(u.CreatedAt)}
+	return userResponse{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, Disabled: u.Disabled,
+		EmailVerified: u.EmailVerified(), MFA: mfaResponse{TOTP: u.TOTPEnabled, Passkeys: u.PasskeyCount},
+		CreatedAt: formatTime(u.CreatedAt)}
 }
 
 type userEnvelope struct {
@@ -44,6 +54,7 @@ func unixTime(sec int64) string { return formatTime(time.Unix(sec, 0)) }
 type credentialsRequest struct {
 	Email    string `json:"email" validate:"required,max=254,email"`
 	Password string `json:"password" validate:"required,min=8,max=128"`
+	Remember *bool  `json:"remember"` // absent: true
 }
 
 func (r *credentialsRequest) normalize() { r.Email = services.NormalizeEmail(r.Email) }

@@ -20,6 +20,7 @@ type Deps struct {
 	Log                 *slog.Logger
 	Auth                *services.Auth
 	Admin               *services.Admin
+	Accounts            *services.Accounts
 	SessionStore        *services.SessionStore
 	SessionManager      *middleware.SessionManager
 	Ready               map[string]Pinger
@@ -94,10 +95,13 @@ func addRoutes(r *gin.Engine, d Deps) {
 	authed.DELETE("/sessions/:id", handleDeleteSession(d.SessionStore, sess, log))
 	authed.POST("/password", handleChangePassword(v, d.Auth, sess, log))
 	authed.POST("/reauth", handleReauth(v, d.Auth, sess, log))
+	authed.PATCH("/me", handleRename(v, d.Accounts))
+	authed.DELETE("/me", handleDeleteAccount(v, d.Accounts, sess, log))
 
 	admin := authed.Group("/admin", middleware.RequireRole(models.RoleAdmin), middleware.RequireRecentAuth(d.ReauthWindow, d.Now))
 	admin.GET("/users", handleListUsers(d.Admin))
 	admin.POST("/users", handleCreateUser(v, d.Admin, log))
 	admin.PATCH("/users/:id", handlePatchUser(v, d.Admin, sess, log))
 	admin.POST("/users/:id/logout-all", handleAdminLogoutAll(d.Admin, sess, log))
+	admin.DELETE("/users/:id", handleDeleteUser(d.Admin, sess, log))
 }

@@ -238,16 +238,17 @@ func (m *SessionManager) load(c *gin.Context) (*models.Session, error) {
 // a presented id whose key is gone), so no cookie from before login
 // authenticates after it. The record is written by our atomic script (record
 // and per-user index in one step) and the cookie signed with the store's codecs.
-func (m *SessionManager) Login(c *gin.Context, user models.User) error {
+func (m *SessionManager) Login(c *gin.Context, user models.User, opts LoginOptions) error {
 	if err := m.dropPresented(c); err != nil {
 		return err
 	}
 	now := m.now()
 	rec := &models.Session{
-		UserID: user.ID, Email: user.Email, Name: user.Name, Role: user.Role, UserCreatedAt: user.CreatedAt.Unix(),
+		UserID: user.ID, Role: user.Role, UserCreatedAt: user.CreatedAt.Unix(),
 		CreatedAt: now.Unix(), LastSeenAt: now.Unix(), AuthAt: now.Unix(), AbsoluteAt: now.Add(m.lifetimes.Absolute).Unix(),
-		IP: c.ClientIP(), UserAgent: truncateUTF8(c.Request.UserAgent(), maxUserAgentLen),
+		IP: c.ClientIP(), UserAgent: truncateUTF8(c.Request.UserAgent(), maxUserAgentLen), Forget: opts.Forget,
 	}
+	rec.SetProfile(user.Profile())
 	if err := m.create(c.Request.Context(), rec, user.SessionVersion); err != nil {
 		return err
 	}
@@ -255,10 +256,21 @@ func (m *SessionManager) Login(c *gin.Context, user models.User) error {
 	if err != nil {
 		return fmt.Errorf("sign session cookie: %w", err)
 	}
-	http.SetCookie(c.Writer, m.newCookie(encoded, int(m.lifetimes.Absolute.Seconds())))
+	maxAge := int(m.lifetimes.Absolute.Seconds())
+	if rec.Forget {
+		maxAge = 0 // no Max-Age nor Expires: the cookie ends with the browser
+	}
+	http.SetCookie(c.Writer, m.newCookie(encoded, maxAge))
 	c.Set(currentKey, rec)
 	c.Set(currentUserID, rec.UserID)
 	return nil
+}
+
+// LoginOptions shape the session Login starts.
+type LoginOptions struct {
+	// Forget is a login without "remember": the cookie ends with the
+	// browser; the server-side lifetimes are the same.
+	Forget bool
 }
 
 // create stores rec. A login refused only because the user's sessions were

@@ -16,17 +16,25 @@ type Session struct {
 	UserID        string `json:"u"`
 	Email         string `json:"e"`
 	Name          string `json:"n"`
-	Role          Role   `json:"r"`
-	UserCreatedAt int64  `json:"uc"`
-	CreatedAt     int64  `json:"c"` // unix seconds of the login
-	LastSeenAt    int64  `json:"s"` // last recorded activity
-	AuthAt        int64  `json:"a"` // last time the password was proved
-	AbsoluteAt    int64  `json:"x"` // absolute deadline
-	IP            string `json:"ip,omitempty"`
-	UserAgent     string `json:"ua,omitempty"`
+	EmailVerified bool   `json:"ev,omitempty"`
+	TOTP          bool   `json:"mt,omitempty"`
+	Passkeys      int    `json:"mp,omitempty"`
+	// ProfileVersion is the version of the profile copy above (User.ProfileVersion).
+	ProfileVersion int64  `json:"pv,omitempty"`
+	Role           Role   `json:"r"`
+	UserCreatedAt  int64  `json:"uc"`
+	CreatedAt      int64  `json:"c"` // unix seconds of the login
+	LastSeenAt     int64  `json:"s"` // last recorded activity
+	AuthAt         int64  `json:"a"` // last time the password was proved
+	AbsoluteAt     int64  `json:"x"` // absolute deadline
+	IP             string `json:"ip,omitempty"`
+	UserAgent      string `json:"ua,omitempty"`
 	// Pending marks a session that proved the password and waits for the
 	// second factor: it authenticates nothing but that step.
 	Pending bool `json:"pd,omitempty"`
+	// Forget is a login without "remember": its cookie ends with the browser,
+	// and so does every cookie re-issued for it (a password change).
+	Forget bool `json:"fg,omitempty"`
 }
 
 // RevokedVersionError refuses a session for a login that read a user row
@@ -64,7 +72,18 @@ func (s *Session) Live(now time.Time, l SessionLifetimes) bool {
 
 // User returns the profile copy as a user. It holds the fields /me returns.
 func (s *Session) User() User {
-	return User{ID: s.UserID, Email: s.Email, Name: s.Name, Role: s.Role, CreatedAt: time.Unix(s.UserCreatedAt, 0).UTC()}
+	u := User{ID: s.UserID, Email: s.Email, Name: s.Name, Role: s.Role, CreatedAt: time.Unix(s.UserCreatedAt, 0).UTC(),
+		TOTPEnabled: s.TOTP, PasskeyCount: s.Passkeys, ProfileVersion: s.ProfileVersion}
+	if s.EmailVerified {
+		verified := u.CreatedAt // the time is not kept in the session, only the fact
+		u.EmailVerifiedAt = &verified
+	}
+	return u
+}
+
+// SetProfile copies p into the session.
+func (s *Session) SetProfile(p Profile) {
+	s.Email, s.Name, s.EmailVerified, s.TOTP, s.Passkeys, s.ProfileVersion = p.Email, p.Name, p.EmailVerified, p.TOTP, p.Passkeys, p.Version
 }
 
 // Handle is the session's opaque id in GET /sessions, derived from ID only

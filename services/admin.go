@@ -23,12 +23,14 @@ func (a *Admin) ListUsers(ctx context.Context, q UserQuery) ([]models.User, int6
 	return a.users.List(ctx, q)
 }
 
-// CreateUser creates a user with any role, registration setting aside.
+// CreateUser creates a user with any role, registration setting aside. The
+// email counts as verified: the admin (or the operator at the command line)
+// vouches for it, so the first admin can log in while verification is required.
 func (a *Admin) CreateUser(ctx context.Context, in Registration) (models.User, error) {
 	if err := a.auth.CheckNewPassword("password", in.Password, in.Email); err != nil {
 		return models.User{}, err
 	}
-	return a.auth.create(ctx, in)
+	return a.auth.create(ctx, in, true)
 }
 
 // UpdateResult is the outcome of UpdateUser.
@@ -49,6 +51,12 @@ func (a *Admin) UpdateUser(ctx context.Context, id string, patch UserPatch) (Upd
 		return UpdateResult{}, err
 	}
 	return UpdateResult{User: updated, Revoked: len(changed) > 0, Changed: changed}, nil
+}
+
+// DeleteUser deletes the user with id and every session of theirs, failing
+// closed; the last active admin cannot be deleted (last_admin).
+func (a *Admin) DeleteUser(ctx context.Context, id string) error {
+	return a.users.Delete(ctx, id, a.sessions.RevokeUser)
 }
 
 // LogoutUser revokes every session of the user with id and counts them.

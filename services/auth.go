@@ -75,15 +75,16 @@ func (a *Auth) Register(ctx context.Context, in Registration, ip string) (models
 		return models.User{}, err
 	}
 	in.Role = models.RoleUser
-	return a.create(ctx, in)
+	return a.create(ctx, in, false)
 }
 
-func (a *Auth) create(ctx context.Context, in Registration) (models.User, error) {
+// create stores a new user; verified says whether the email counts as proved.
+func (a *Auth) create(ctx context.Context, in Registration, verified bool) (models.User, error) {
 	hash, err := a.hasher.Hash(ctx, in.Password)
 	if err != nil {
 		return models.User{}, err
 	}
-	return a.users.Create(ctx, NewUser{Email: in.Email, Name: in.Name, Role: in.Role, PasswordHash: hash})
+	return a.users.Create(ctx, NewUser{Email: in.Email, Name: in.Name, Role: in.Role, PasswordHash: hash, Verified: verified})
 }
 
 // Login checks email and password. An unknown email, a wrong password and a

@@ -76,9 +76,24 @@ func OpenDatabase(opts DatabaseOptions) (*gorm.DB, error) {
 // calls follow a password hash, so one more round trip does not show.
 func pingBeforeReuse(context.Context, stdlib.ShouldPingParams) bool { return true }
 
-// Migrate applies the schema.
+// Migrate applies the schema, in one transaction. Users that exist when
+// email verification is introduced count as verified (they were trusted
+// before it existed); a migration that fails leaves the schema as it was, so
+// a rerun does that again.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	if err := db.WithContext(ctx).AutoMigrate(&models.User{}); err != nil {
+	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		m := tx.Migrator()
+		introducing := m.HasTable(&models.User{}) && !m.HasColumn(&models.User{}, "EmailVerifiedAt")
+		if err := tx.AutoMigrate(&models.User{}); err != nil {
+			return err
+		}
+		if introducing {
+			return tx.Model(&models.User{}).Where("email_verified_at IS NULL").
+				Update("email_verified_at", gorm.Expr("created_at")).Error
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil

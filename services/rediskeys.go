@@ -8,6 +8,7 @@ package services
 //	<prefix>s:<user id>              the user's sessions: a sorted set of session ids scored by creation (ms)
 //	<prefix>m:<user id>              the user's pending (second-factor) sessions, scored the same way
 //	<prefix>v:<user id>              the highest session version revoked so far (see SessionStore)
+//	<prefix>p:<user id>              the user's latest profile copy (models.Profile JSON, with its version)
 //	<prefix>u:<user id>              the index of versions before the sorted sets (a hash of handle ->
 //	                                 session id and "#ver"): read, migrated and deleted, never written
 //	<prefix>throttle:<kind>:<key>    a throttle counter (login:email, login:ip, register:ip)
@@ -35,6 +36,9 @@ func (k RedisKeys) UserPending(userID string) string { return k.prefix + "m:" + 
 // UserVersion is the key of the user's revocation version.
 func (k RedisKeys) UserVersion(userID string) string { return k.prefix + "v:" + userID }
 
+// UserProfile is the key of the user's latest profile copy.
+func (k RedisKeys) UserProfile(userID string) string { return k.prefix + "p:" + userID }
+
 // LegacyUserIndex is the key of the hash index older versions kept.
 func (k RedisKeys) LegacyUserIndex(userID string) string { return k.prefix + "u:" + userID }
 
@@ -46,7 +50,11 @@ func (k RedisKeys) Throttle(kind, subject string) string {
 
 // userKeys are the keys every script on a user's sessions takes, in this
 // order: KEYS[1] full index, KEYS[2] pending index, KEYS[3] version, KEYS[4]
-// legacy index.
+// legacy index, KEYS[5] profile.
 func (k RedisKeys) userKeys(userID string) []any {
-	return []any{k.UserSessions(userID), k.UserPending(userID), k.UserVersion(userID), k.LegacyUserIndex(userID)}
+	return []any{k.UserSessions(userID), k.UserPending(userID), k.UserVersion(userID), k.LegacyUserIndex(userID),
+		k.UserProfile(userID)}
 }
+
+// userKeyCount is len(userKeys(…)).
+const userKeyCount = 5

@@ -21,7 +21,7 @@ import (
 // in proportion to the cap whatever the user's history. Every script first
 // migrates the hash index of older versions (once; see RedisKeys).
 //
-// Scripts take the user's keys as KEYS[1..4] (RedisKeys.userKeys) and the key
+// Scripts take the user's keys as KEYS[1..5] (RedisKeys.userKeys) and the key
 // prefix and the absolute timeout in ms as ARGV[1..2].
 const (
 	migrateLua = `
@@ -55,12 +55,22 @@ migrate()
 	createScript = migrateLua + `
 local mark = tonumber(redis.call('GET', KEYS[3]) or '0')
 if mark > tonumber(ARGV[6]) then return -mark end
+local record = ARGV[4]
+local latest = redis.call('GET', KEYS[5])
+if latest then
+  -- A profile changed after the caller read the user: the session shows the newer one.
+  local p, rec = cjson.decode(latest), cjson.decode(record)
+  if tonumber(p.v) > (tonumber(rec.pv) or 0) then
+    rec.e, rec.n, rec.ev, rec.mt, rec.mp, rec.pv = p.e, p.n, p.ev, p.mt, p.mp, p.v
+    record = cjson.encode(rec)
+  end
+end
 local index = KEYS[1]
 if ARGV[8] == '1' then index = KEYS[2] end
 for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
   if redis.call('EXISTS', prefix .. id) == 0 then redis.call('ZREM', index, id) end
 end
-redis.call('SET', prefix .. ARGV[3], ARGV[4], 'PX', ARGV[5])
+redis.call('SET', prefix .. ARGV[3], record, 'PX', ARGV[5])
 redis.call('ZADD', index, ARGV[7], ARGV[3])
 redis.call('PEXPIRE', index, absolute)
 local over = redis.call('ZCARD', index) - tonumber(ARGV[9])
@@ -90,6 +100,31 @@ for _, index in ipairs({KEYS[1], KEYS[2]}) do
 end
 if tonumber(ARGV[3]) > tonumber(redis.call('GET', KEYS[3]) or '0') then
   redis.call('SET', KEYS[3], ARGV[3], 'PX', absolute)
+end
+return n`
+	// ARGV[3] the profile (models.Profile JSON), [4] its version. Stores it as
+	// the user's latest unless a newer one is there, and rewrites the profile
+	// fields (only those) of every session that holds an older or the same
+	// version, keeping TTLs: a retry heals, an older rewrite racing a newer one
+	// changes nothing.
+	profileScript = migrateLua + `
+local p, v = cjson.decode(ARGV[3]), tonumber(ARGV[4])
+local latest = redis.call('GET', KEYS[5])
+if latest and tonumber(cjson.decode(latest).v) > v then return 0 end
+redis.call('SET', KEYS[5], ARGV[3], 'PX', absolute)
+local n = 0
+for _, index in ipairs({KEYS[1], KEYS[2]}) do
+  for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    local body = redis.call('GET', prefix .. id)
+    if body then
+      local rec = cjson.decode(body)
+      if (tonumber(rec.pv) or 0) <= v then
+        rec.e, rec.n, rec.ev, rec.mt, rec.mp, rec.pv = p.e, p.n, p.ev, p.mt, p.mp, v
+        redis.call('SET', prefix .. id, cjson.encode(rec), 'KEEPTTL')
+        n = n + 1
+      end
+    end
+  end
 end
 return n`
 	// Returns the ids of the user's sessions, full ones newest first, then pending ones.
@@ -144,6 +179,7 @@ type SessionStore struct {
 	revokeUser *redis.Script
 	members    *redis.Script
 	setField   *redis.Script
+	profile    *redis.Script
 }
 
 // SessionStoreOptions configure a SessionStore.
@@ -164,11 +200,12 @@ func NewSessionStore(r *Redis, opts SessionStoreOptions) *SessionStore {
 	}
 	return &SessionStore{
 		redis: r, keys: r.Keys(), lifetimes: opts.Lifetimes, maxPerUser: max(1, opts.MaxPerUser), now: opts.Now, counter: opts.Counter,
-		create:     redis.NewScript(4, createScript),
-		deleteOne:  redis.NewScript(4, deleteScript),
-		revokeUser: redis.NewScript(4, revokeUserScript),
-		members:    redis.NewScript(4, membersScript),
+		create:     redis.NewScript(userKeyCount, createScript),
+		deleteOne:  redis.NewScript(userKeyCount, deleteScript),
+		revokeUser: redis.NewScript(userKeyCount, revokeUserScript),
+		members:    redis.NewScript(userKeyCount, membersScript),
 		setField:   redis.NewScript(1, setFieldScript),
+		profile:    redis.NewScript(userKeyCount, profileScript),
 	}
 }
 
@@ -235,6 +272,22 @@ func (s *SessionStore) MarkAuthenticated(ctx context.Context, rec *models.Sessio
 func (s *SessionStore) setRecordField(ctx context.Context, id, field string, value, ttlMS int64) error {
 	return s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
 		_, err := s.setField.DoContext(ctx, conn, s.keys.Session(id), field, value, ttlMS)
+		return err
+	})
+}
+
+// UpdateProfile shows p in every live session of the user at once, without
+// logging anyone out, and keeps it as the user's latest profile, which a
+// login that read the user before the change picks up. Call it after the
+// change is stored; calling it again with the same profile heals a failed
+// earlier call.
+func (s *SessionStore) UpdateProfile(ctx context.Context, userID string, p models.Profile) error {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode profile: %w", err)
+	}
+	return s.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+		_, err := s.profile.DoContext(ctx, conn, s.userArgs(userID, body, p.Version)...)
 		return err
 	})
 }

@@ -35,6 +35,7 @@ type NewUser struct {
 	Name         string
 	Role         models.Role
 	PasswordHash string
+	Verified     bool // the email counts as verified (an admin vouched for it)
 }
 
 // UserPatch holds the admin-changeable fields; nil means unchanged.
@@ -71,7 +72,12 @@ func dbError(err error) error {
 func (u *Users) Create(ctx context.Context, in NewUser) (models.User, error) {
 	db, cancel := u.ctx(ctx)
 	defer cancel()
-	user := models.User{ID: uuid.NewString(), Email: in.Email, Name: in.Name, Role: in.Role, PasswordHash: in.PasswordHash, SessionVersion: 1}
+	user := models.User{ID: uuid.NewString(), Email: in.Email, Name: in.Name, Role: in.Role, PasswordHash: in.PasswordHash,
+		SessionVersion: 1, ProfileVersion: 1}
+	if in.Verified {
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		user.EmailVerifiedAt = &now
+	}
 	if err := db.Create(&user).Error; err != nil {
 		return models.User{}, dbError(err)
 	}
@@ -128,72 +134,102 @@ func (u *Users) Rehash(ctx context.Context, id, hash string) error {
 // (SessionStore.RevokeUser); called inside a change's transaction.
 type Revoker func(ctx context.Context, userID string, sessionVersion int64) (int, error)
 
-// userChange applies a change to the locked row user (in memory) and returns
-// the columns to write and the names of the fields that changed; none: nothing
-// is written. It may query through tx (the last-admin rule does).
-type userChange func(tx *gorm.DB, user *models.User) (updates map[string]any, changed []string, err error)
-
-// changeRevoking applies change to the row of user id and, when anything
-// changed, ends every session of the user, failing closed: inside one
-// transaction it locks the row, advances the session version, revokes the
-// user's sessions in Redis with the new version, and only then commits. A
+// revokingTx locks the row of user id and runs change on it inside a
+// transaction. When change reports that what it wrote must end the user's
+// sessions, they are revoked, failing closed: change has advanced
+// user.SessionVersion (in the row, or in memory for a deletion) and the
+// sessions are revoked in Redis with that version before the commit. A
 // revocation that fails rolls the change back (nothing stored; the request
 // can be sent again). A commit that fails after the revocation leaves a
 // revocation mark newer than the row: the sessions are gone and the next
-// login heals the row (AdvanceSessionVersion), so nobody is locked out.
-// The transaction holds the row for at most one Redis call.
-func (u *Users) changeRevoking(ctx context.Context, id string, change userChange, revoke Revoker) (models.User, []string, error) {
+// login heals the row (AdvanceSessionVersion), so nobody is locked out. The
+// transaction holds the row for at most one Redis call.
+func (u *Users) revokingTx(ctx context.Context, id string, change func(tx *gorm.DB, user *models.User) (bool, error), revoke Revoker) (models.User, error) {
 	if !CanonicalID(id) {
-		return models.User{}, nil, models.ErrNotFound
+		return models.User{}, models.ErrNotFound
 	}
 	db, cancel := u.ctx(ctx)
 	defer cancel()
 	var user models.User
-	var changed []string
 	err := db.Transaction(func(tx *gorm.DB) error {
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&user).Error; err != nil {
 			return err
 		}
-		updates, fields, err := change(tx, &user)
-		if err != nil || len(fields) == 0 {
+		mustRevoke, err := change(tx, &user)
+		if err != nil || !mustRevoke {
 			return err
 		}
-		changed = fields
-		read := user.SessionVersion
-		user.SessionVersion = read + 1
-		updates["session_version"] = user.SessionVersion
-		updates["updated_at"] = time.Now().UTC()
-		res := tx.Model(&models.User{}).Where("id = ? AND session_version = ?", id, read).Updates(updates)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return gorm.ErrRecordNotFound
-		}
-		if _, err := revoke(ctx, id, user.SessionVersion); err != nil {
-			return err // rolls the change back
-		}
-		return nil
+		_, err = revoke(ctx, id, user.SessionVersion) // an error rolls the change back
+		return err
 	})
 	var coded *models.Error
 	switch {
 	case errors.As(err, &coded):
-		return models.User{}, nil, err
+		return models.User{}, err
 	case err != nil:
-		return models.User{}, nil, dbError(err)
+		return models.User{}, dbError(err)
 	}
-	return user, changed, nil
+	return user, nil
+}
+
+// writeRevoking writes updates to the locked row with the next session
+// version, which ends every session made before.
+func writeRevoking(tx *gorm.DB, user *models.User, updates map[string]any) error {
+	read := user.SessionVersion
+	user.SessionVersion = read + 1
+	updates["session_version"] = user.SessionVersion
+	updates["updated_at"] = time.Now().UTC()
+	res := tx.Model(&models.User{}).Where("id = ? AND session_version = ?", user.ID, read).Updates(updates)
+	if res.Error == nil && res.RowsAffected == 0 {
+		return gorm.ErrRecordNotFound
+	}
+	return res.Error
+}
+
+// lockAdmins serialises the changes that could remove the last active admin
+// (PostgreSQL advisory lock; SQLite's one connection serialises them anyway),
+// and refuses with last_admin when user, an active admin, would be removed
+// and no other active admin remains.
+func lockAdmins(tx *gorm.DB, user models.User, removed bool) error {
+	if tx.Dialector.Name() == "postgres" {
+		if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lastAdminLock).Error; err != nil {
+			return err
+		}
+	}
+	if !removed {
+		return nil
+	}
+	var others int64
+	err := tx.Model(&models.User{}).Where("role = ? AND disabled = ? AND id <> ?", models.RoleAdmin, false, user.ID).
+		Count(&others).Error
+	if err == nil && others == 0 {
+		err = models.ErrLastAdmin
+	}
+	return err
 }
 
 // ChangePassword stores a new password hash and ends every session of the
-// user, failing closed (see changeRevoking). It returns the row as stored,
-// whose session version the caller's replacement session is created with.
+// user, failing closed (see revokingTx). It returns the row as stored, whose
+// session version the caller's replacement session is created with.
 func (u *Users) ChangePassword(ctx context.Context, id, hash string, revoke Revoker) (models.User, error) {
-	user, _, err := u.changeRevoking(ctx, id, func(_ *gorm.DB, user *models.User) (map[string]any, []string, error) {
+	return u.revokingTx(ctx, id, func(tx *gorm.DB, user *models.User) (bool, error) {
 		user.PasswordHash = hash
-		return map[string]any{"password_hash": hash}, []string{"password"}, nil
+		return true, writeRevoking(tx, user, map[string]any{"password_hash": hash})
 	}, revoke)
-	return user, err
+}
+
+// Delete deletes the user and every session of theirs, failing closed (see
+// revokingTx); the last active admin cannot be deleted (last_admin). Their
+// audit events stay.
+func (u *Users) Delete(ctx context.Context, id string, revoke Revoker) error {
+	_, err := u.revokingTx(ctx, id, func(tx *gorm.DB, user *models.User) (bool, error) {
+		if err := lockAdmins(tx, *user, user.IsAdmin() && !user.Disabled); err != nil {
+			return false, err
+		}
+		user.SessionVersion++ // the mark that refuses a login racing the deletion
+		return true, tx.Delete(&models.User{}, "id = ?", user.ID).Error
+	}, revoke)
+	return err
 }
 
 // AdvanceSessionVersion moves the user's session version from `from` to
@@ -210,32 +246,58 @@ func (u *Users) AdvanceSessionVersion(ctx context.Context, id string, from, to i
 // Update applies patch to the user with id and reports which fields it
 // changed (none: nothing is written, nothing revoked). A change of role or
 // of the disabled flag ends every session of the user, failing closed (see
-// changeRevoking). Only the changed fields are written, so a concurrent PATCH
-// of another field is never undone. A change that would leave no active
-// admin is refused with last_admin: on PostgreSQL every update first takes an
-// advisory lock, so two admins demoting each other at once are serialised
-// and the second sees the first; SQLite's one connection serialises them the
-// same way. A malformed or unknown id is not_found.
+// revokingTx). Only the changed fields are written, so a concurrent PATCH of
+// another field is never undone. A change that would leave no active admin
+// is refused with last_admin (see lockAdmins). A malformed or unknown id is
+// not_found.
 func (u *Users) Update(ctx context.Context, id string, patch UserPatch, revoke Revoker) (models.User, []string, error) {
-	return u.changeRevoking(ctx, id, func(tx *gorm.DB, user *models.User) (map[string]any, []string, error) {
-		if tx.Dialector.Name() == "postgres" {
-			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", lastAdminLock).Error; err != nil {
-				return nil, nil, err
-			}
-		}
+	var changed []string
+	user, err := u.revokingTx(ctx, id, func(tx *gorm.DB, user *models.User) (bool, error) {
 		wasActiveAdmin := user.IsAdmin() && !user.Disabled
-		updates, changed := applyPatch(user, patch)
-		if len(changed) == 0 || !wasActiveAdmin || (user.IsAdmin() && !user.Disabled) {
-			return updates, changed, nil
+		var updates map[string]any
+		if updates, changed = applyPatch(user, patch); len(changed) == 0 {
+			return false, nil
 		}
-		var others int64
-		err := tx.Model(&models.User{}).Where("role = ? AND disabled = ? AND id <> ?", models.RoleAdmin, false, user.ID).
-			Count(&others).Error
-		if err == nil && others == 0 {
-			err = models.ErrLastAdmin
+		if err := lockAdmins(tx, *user, wasActiveAdmin && (!user.IsAdmin() || user.Disabled)); err != nil {
+			return false, err
 		}
-		return updates, changed, err
+		return true, writeRevoking(tx, user, updates)
 	}, revoke)
+	if err != nil {
+		return models.User{}, nil, err
+	}
+	return user, changed, nil
+}
+
+// SetName stores a new name and advances the profile version; it writes even
+// when the name is unchanged, so that the caller's profile rewrite in the
+// sessions runs again and heals an earlier one that failed.
+func (u *Users) SetName(ctx context.Context, id, name string) (models.User, error) {
+	return u.updateProfile(ctx, id, map[string]any{"name": name})
+}
+
+// updateProfile writes updates with the next profile version and returns the
+// row as stored.
+func (u *Users) updateProfile(ctx context.Context, id string, updates map[string]any) (models.User, error) {
+	if !CanonicalID(id) {
+		return models.User{}, models.ErrNotFound
+	}
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	var user models.User
+	err := db.Transaction(func(tx *gorm.DB) error {
+		updates["profile_version"] = gorm.Expr("profile_version + 1")
+		updates["updated_at"] = time.Now().UTC()
+		res := tx.Model(&models.User{}).Where("id = ?", id).Updates(updates)
+		if res.Error == nil && res.RowsAffected == 0 {
+			return gorm.ErrRecordNotFound
+		}
+		if res.Error != nil {
+			return res.Error
+		}
+		return tx.Where("id = ?", id).Take(&user).Error
+	})
+	return user, dbError(err)
 }
 
 // applyPatch applies patch to user and returns the columns to write and the

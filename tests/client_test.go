@@ -30,12 +30,17 @@ type response struct {
 
 // userBody is the contract's user object.
 type userBody struct {
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	Name      string `json:"name"`
-	Role      string `json:"role"`
-	Disabled  bool   `json:"disabled"`
-	CreatedAt string `json:"created_at"`
+	ID            string `json:"id"`
+	Email         string `json:"email"`
+	Name          string `json:"name"`
+	Role          string `json:"role"`
+	Disabled      bool   `json:"disabled"`
+	EmailVerified bool   `json:"email_verified"`
+	CreatedAt     string `json:"created_at"`
+	MFA           struct {
+		TOTP     bool `json:"totp"`
+		Passkeys int  `json:"passkeys"`
+	} `json:"mfa"`
 }
 
 // sessionBody is the contract's session object in listings.

@@ -290,7 +290,7 @@ func TestOpenAPIValidatorRejectsWrongAnswers(t *testing.T) {
 		}
 		return h
 	}
-	const user = `{"user":{"id":"3f1c2b9e-8a4d-4c1e-9b7a-2d5e6f708192","email":"a@b.c","name":"A","role":"user","disabled":false,"created_at":"2025-01-31T12:34:56Z"}}`
+	const user = `{"user":{"id":"3f1c2b9e-8a4d-4c1e-9b7a-2d5e6f708192","email":"a@b.c","name":"A","role":"user","disabled":false,"email_verified":false,"mfa":{"totp":false,"passkeys":0},"created_at":"2025-01-31T12:34:56Z"}}`
 	cases := []struct {
 		name, method, path string
 		res                response

@@ -1,0 +1,60 @@
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-playground/validator/v10"
+
+	"github.com/sessionauth/api/middleware"
+	"github.com/sessionauth/api/services"
+)
+
+type renameRequest struct {
+	Name string `json:"name" validate:"required,min=1,max=100"`
+}
+
+func (r *renameRequest) normalize() { r.Name = strings.TrimSpace(r.Name) }
+
+type deleteAccountRequest struct {
+	Password string `json:"password" validate:"required,max=128"`
+}
+
+// handleRename changes the caller's name; every live session shows it at once.
+func handleRename(v *validator.Validate, accounts *services.Accounts) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req renameRequest
+		if err := bindJSON(c, v, &req); err != nil {
+			_ = c.Error(err)
+			return
+		}
+		user, err := accounts.Rename(c.Request.Context(), middleware.CurrentSession(c).UserID, req.Name)
+		if err != nil {
+			_ = c.Error(err)
+			return
+		}
+		c.JSON(http.StatusOK, userEnvelope{User: newUserResponse(user)})
+	}
+}
+
+// handleDeleteAccount closes the caller's account after a password proof.
+func handleDeleteAccount(v *validator.Validate, accounts *services.Accounts, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req deleteAccountRequest
+		if err := bindJSON(c, v, &req); err != nil {
+			_ = c.Error(err)
+			return
+		}
+		rec := middleware.CurrentSession(c)
+		if err := accounts.Delete(c.Request.Context(), rec.UserID, rec.Email, req.Password, c.ClientIP()); err != nil {
+			passwordFailureEvent(c, log, rec.UserID, err)
+			_ = c.Error(err)
+			return
+		}
+		sess.ExpireCookie(c)
+		securityEvent(c, log, "user_deleted", rec.UserID)
+		c.Status(http.StatusNoContent)
+	}
+}
