@@ -76,9 +76,9 @@ func OpenDatabase(opts DatabaseOptions) (*gorm.DB, error) {
 // calls follow a password hash, so one more round trip does not show.
 func pingBeforeReuse(context.Context, stdlib.ShouldPingParams) bool { return true }
 
-// Migrate applies the schema.
+// Migrate applies the schema: the users and the audit log.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	if err := db.WithContext(ctx).AutoMigrate(&models.User{}); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(&models.User{}, &models.AuditEvent{}); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil

@@ -7,6 +7,8 @@ package services
 //	<prefix><session id>             a session record (JSON), read by gin-contrib/sessions
 //	<prefix>u:<user id>              the user's session index: handle -> session id, and versionField
 //	<prefix>throttle:<kind>:<key>    a throttle counter (login:email, login:ip, register:ip)
+//	<prefix>audit:throttled:<kind>:<key>  set while a run of refusals by that counter is in the audit log
+//	<prefix>audit:prune-lock         held by the one instance pruning the audit log
 //
 // Session ids are base64url and never contain ':', so no session key can
 // collide with the others.
@@ -33,3 +35,14 @@ func (k RedisKeys) UserIndex(userID string) string { return k.prefix + "u:" + us
 func (k RedisKeys) Throttle(kind, subject string) string {
 	return k.prefix + "throttle:" + kind + ":" + subject
 }
+
+// ThrottledMark is the key whose presence says that the current run of
+// refusals by one throttle counter is already in the audit log; it lives as
+// long as the counter's window.
+func (k RedisKeys) ThrottledMark(kind, subject string) string {
+	return k.prefix + "audit:throttled:" + kind + ":" + subject
+}
+
+// AuditPruneLock is the key of the lock that lets one instance at a time
+// prune the audit log.
+func (k RedisKeys) AuditPruneLock() string { return k.prefix + "audit:prune-lock" }
