@@ -30,19 +30,7 @@ type securityEvents struct {
 // cookie or session id. A failed store is logged and the request goes on:
 // a logout answers even while the database is down.
 func (e *securityEvents) record(c *gin.Context, event models.Event, actorID, userID string, details ...slog.Attr) {
-	ctx := c.Request.Context()
-	attrs := []slog.Attr{
-		slog.String("event", string(event)),
-		slog.String("actor_id", actorID),
-		slog.String("user_id", userID),
-		slog.String("ip", c.ClientIP()),
-		slog.String("request_id", middleware.RequestIDOf(c)),
-	}
-	if rec := middleware.CurrentSession(c); rec != nil {
-		attrs = append(attrs, slog.String("session", sessionHash(rec.ID)))
-	}
-	e.log.LogAttrs(ctx, slog.LevelInfo, "security event", append(attrs, details...)...)
-
+	e.logEvent(c, event, actorID, userID, details...)
 	stored := models.AuditEvent{Event: event, ActorID: optional(actorID), UserID: optional(userID), IP: c.ClientIP(),
 		UserAgent: c.Request.UserAgent(), Details: make(models.AuditDetails, len(details))}
 	for _, d := range details {
@@ -51,10 +39,26 @@ func (e *securityEvents) record(c *gin.Context, event models.Event, actorID, use
 		}
 	}
 	// The event happened whether or not the client waits for the answer.
-	if err := e.audit.Record(context.WithoutCancel(ctx), stored); err != nil {
-		e.log.LogAttrs(ctx, slog.LevelWarn, "audit event not stored", slog.String("event", string(event)),
+	if err := e.audit.Record(context.WithoutCancel(c.Request.Context()), stored); err != nil {
+		e.log.LogAttrs(c.Request.Context(), slog.LevelWarn, "audit event not stored", slog.String("event", string(event)),
 			slog.String("request_id", middleware.RequestIDOf(c)), slog.Any("err", err))
 	}
+}
+
+// logEvent writes the log line of a security event.
+func (e *securityEvents) logEvent(c *gin.Context, event models.Event, actorID, userID string, details ...slog.Attr) {
+	attrs := make([]slog.Attr, 0, 6+len(details))
+	attrs = append(attrs,
+		slog.String("event", string(event)),
+		slog.String("actor_id", actorID),
+		slog.String("user_id", userID),
+		slog.String("ip", c.ClientIP()),
+		slog.String("request_id", middleware.RequestIDOf(c)),
+	)
+	if rec := middleware.CurrentSession(c); rec != nil {
+		attrs = append(attrs, slog.String("session", sessionHash(rec.ID)))
+	}
+	e.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "security event", append(attrs, details...)...)
 }
 
 // loginFailure records a refused POST /login: a failed login, on the account
@@ -92,11 +96,8 @@ func (e *securityEvents) throttled(c *gin.Context, err error, actorID string) {
 	details := []slog.Attr{slog.String("counter", refused.Kind),
 		slog.Int("retry_after", int(math.Ceil(refused.Err.RetryAfter.Seconds())))}
 	ctx := context.WithoutCancel(c.Request.Context())
-	first, markErr := e.audit.FirstRefusal(ctx, refused)
-	if markErr != nil || !first {
-		e.log.LogAttrs(ctx, slog.LevelInfo, "security event", slog.String("event", string(models.EventLoginThrottled)),
-			slog.String("actor_id", actorID), slog.String("ip", c.ClientIP()),
-			slog.String("request_id", middleware.RequestIDOf(c)), slog.Bool("stored", false))
+	if first, err := e.audit.FirstRefusal(ctx, refused); err != nil || !first {
+		e.logEvent(c, models.EventLoginThrottled, actorID, actorID, append(details, slog.Bool("stored", false))...)
 		return
 	}
 	userID := actorID
