@@ -83,6 +83,7 @@ func (a *Audit) Record(ctx context.Context, ev models.AuditEvent) error {
 		return fmt.Errorf("audit event id: %w", err)
 	}
 	ev.ID = id.String()
+	// UTC always: SQLite keeps times as text, which sorts as time only within one offset.
 	ev.At = a.now().UTC().Truncate(time.Microsecond)
 	ev.UserAgent = storableText(ev.UserAgent, maxUserAgentBytes)
 	if ev.Details == nil {
