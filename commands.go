@@ -80,6 +80,11 @@ func createUser(ctx context.Context, args []string, cfg config.Config, log *slog
 	if err != nil {
 		return fmt.Errorf("create-user: %w", err)
 	}
+	// In the audit log with no actor: nobody was logged in, the operator ran the command.
+	if err := app.Audit.Record(ctx, models.AuditEvent{Event: models.EventUserCreated, UserID: &user.ID,
+		Details: models.AuditDetails{"role": string(user.Role), "via": "create-user"}}); err != nil {
+		log.Error("create-user: user created but not recorded in the audit log", "user_id", user.ID, "err", err)
+	}
 	fmt.Fprintln(stdout, user.ID)
 	return nil
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"log/slog"
 	"net/http"
 	"strings"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"github.com/sessionauth/api/middleware"
+	"github.com/sessionauth/api/models"
 	"github.com/sessionauth/api/services"
 )
 
@@ -40,7 +40,7 @@ func handleRename(v *validator.Validate, accounts *services.Accounts) gin.Handle
 }
 
 // handleDeleteAccount closes the caller's account after a password proof.
-func handleDeleteAccount(v *validator.Validate, accounts *services.Accounts, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleDeleteAccount(v *validator.Validate, accounts *services.Accounts, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req deleteAccountRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -49,12 +49,12 @@ func handleDeleteAccount(v *validator.Validate, accounts *services.Accounts, ses
 		}
 		rec := middleware.CurrentSession(c)
 		if err := accounts.Delete(c.Request.Context(), rec.UserID, rec.Email, req.Password, c.ClientIP()); err != nil {
-			passwordFailureEvent(c, log, rec.UserID, err)
+			events.passwordFailure(c, rec.UserID, err)
 			_ = c.Error(err)
 			return
 		}
 		sess.ExpireCookie(c)
-		securityEvent(c, log, "user_deleted", rec.UserID)
+		events.record(c, models.EventUserDeleted, rec.UserID, rec.UserID)
 		c.Status(http.StatusNoContent)
 	}
 }

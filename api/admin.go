@@ -66,7 +66,7 @@ func parseUserQuery(c *gin.Context) (services.UserQuery, error) {
 	return q, nil
 }
 
-func handleCreateUser(v *validator.Validate, admin *services.Admin, log *slog.Logger) gin.HandlerFunc {
+func handleCreateUser(v *validator.Validate, admin *services.Admin, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req createUserRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -78,12 +78,12 @@ func handleCreateUser(v *validator.Validate, admin *services.Admin, log *slog.Lo
 			_ = c.Error(err)
 			return
 		}
-		securityEvent(c, log, "user_created", middleware.CurrentSession(c).UserID, slog.String("target_user_id", user.ID))
+		events.record(c, models.EventUserCreated, middleware.CurrentSession(c).UserID, user.ID, slog.String("role", string(user.Role)))
 		c.JSON(http.StatusCreated, userEnvelope{User: newUserResponse(user)})
 	}
 }
 
-func handlePatchUser(v *validator.Validate, admin *services.Admin, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handlePatchUser(v *validator.Validate, admin *services.Admin, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req patchUserRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -104,12 +104,15 @@ func handlePatchUser(v *validator.Validate, admin *services.Admin, sess *middlew
 			sess.ExpireCookie(c) // the admin changed themself: their session just ended
 		}
 		for _, field := range result.Changed {
-			event := "role_changed"
-			if field == "disabled" {
-				event = "user_disabled_changed"
+			event := models.EventRoleChanged
+			switch {
+			case field == "disabled" && result.User.Disabled:
+				event = models.EventUserDisabled
+			case field == "disabled":
+				event = models.EventUserEnabled
 			}
-			securityEvent(c, log, event, actor.UserID, slog.String("target_user_id", result.User.ID),
-				slog.String("role", string(result.User.Role)), slog.Bool("disabled", result.User.Disabled))
+			events.record(c, event, actor.UserID, result.User.ID, slog.String("role", string(result.User.Role)),
+				slog.Bool("disabled", result.User.Disabled))
 		}
 		c.JSON(http.StatusOK, userEnvelope{User: newUserResponse(result.User)})
 	}
@@ -117,7 +120,7 @@ func handlePatchUser(v *validator.Validate, admin *services.Admin, sess *middlew
 
 // handleDeleteUser deletes a user; an admin deleting themself also gets the
 // cookie expired.
-func handleDeleteUser(admin *services.Admin, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleDeleteUser(admin *services.Admin, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.Param("id")
 		if err := admin.DeleteUser(c.Request.Context(), id); err != nil {
@@ -128,12 +131,12 @@ func handleDeleteUser(admin *services.Admin, sess *middleware.SessionManager, lo
 		if id == actor.UserID {
 			sess.ExpireCookie(c)
 		}
-		securityEvent(c, log, "user_deleted", actor.UserID, slog.String("target_user_id", id))
+		events.record(c, models.EventUserDeleted, actor.UserID, id)
 		c.Status(http.StatusNoContent)
 	}
 }
 
-func handleAdminLogoutAll(admin *services.Admin, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleAdminLogoutAll(admin *services.Admin, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		revoked, err := admin.LogoutUser(c.Request.Context(), c.Param("id"))
 		if err != nil {
@@ -144,7 +147,74 @@ func handleAdminLogoutAll(admin *services.Admin, sess *middleware.SessionManager
 		if strings.EqualFold(c.Param("id"), actor.UserID) {
 			sess.ExpireCookie(c)
 		}
-		securityEvent(c, log, "logout_all", actor.UserID, slog.String("target_user_id", c.Param("id")), slog.Int("revoked", revoked))
+		events.record(c, models.EventLogoutAll, actor.UserID, strings.ToLower(c.Param("id")), slog.Int("revoked", revoked))
 		c.JSON(http.StatusOK, revokedResponse{Success: true, Revoked: revoked})
 	}
+}
+
+type userDetailResponse struct {
+	User     userResponse      `json:"user"`
+	Sessions []sessionResponse `json:"sessions"`
+}
+
+// handleGetUser answers one user and their live sessions, none marked
+// current: the listing is about that user, not about the caller's device.
+func handleGetUser(admin *services.Admin, lifetimes models.SessionLifetimes) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !validUserID(c.Param("id")) {
+			_ = c.Error(models.ErrNotFound)
+			return
+		}
+		user, sessions, err := admin.UserWithSessions(c.Request.Context(), c.Param("id"))
+		if err != nil {
+			_ = c.Error(err)
+			return
+		}
+		c.JSON(http.StatusOK, userDetailResponse{User: newUserResponse(user), Sessions: newSessionResponses(sessions, lifetimes, "")})
+	}
+}
+
+// handleAdminDeleteSession ends one session of a user by its handle; a
+// handle that is not that user's is 404, whoever it belongs to.
+func handleAdminDeleteSession(admin *services.Admin, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		userID, handle := c.Param("id"), c.Param("sid")
+		if !validUserID(userID) || !validHandle(handle) {
+			_ = c.Error(models.ErrNotFound)
+			return
+		}
+		revoked, err := admin.RevokeSession(c.Request.Context(), userID, handle)
+		if err == nil && !revoked {
+			err = models.ErrNotFound
+		}
+		if err != nil {
+			_ = c.Error(err)
+			return
+		}
+		actor := middleware.CurrentSession(c)
+		if userID == actor.UserID && handle == actor.Handle() {
+			sess.ExpireCookie(c) // the admin ended their own session
+		}
+		events.record(c, models.EventSessionRevoked, actor.UserID, userID, slog.String("session", handle))
+		c.Status(http.StatusNoContent)
+	}
+}
+
+// validUserID accepts only a canonical user id: a lower-case UUID in its
+// 36-character form (not urn:uuid:, braces or upper case).
+func validUserID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i, r := range id {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f'):
+			return false
+		}
+	}
+	return true
 }

@@ -33,6 +33,7 @@ type App struct {
 	Redis   *services.Redis
 	Users   *services.Users
 	Admin   *services.Admin
+	Audit   *services.Audit
 
 	stop    context.CancelFunc // ends background work
 	workers sync.WaitGroup
@@ -90,6 +91,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 	})
 	app.Admin = services.NewAdmin(app.Users, auth, sessionStore)
 	accounts := services.NewAccounts(app.Users, auth, sessionStore)
+	app.Audit = services.NewAudit(services.AuditOptions{DB: app.DB, Timeout: cfg.Database.Timeout, Redis: app.Redis})
+	app.pruneAudit(bg, log)
 	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
 		Redis: app.Redis, Records: sessionStore, Versions: app.Users, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
 		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
@@ -99,7 +102,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		publicMetrics = app.Metrics
 	}
 	router, err := NewRouter(Deps{
-		Log: log, Auth: auth, Admin: app.Admin, Accounts: accounts, SessionStore: sessionStore, SessionManager: sessionManager,
+		Log: log, Auth: auth, Admin: app.Admin, Accounts: accounts, Users: app.Users, Audit: app.Audit,
+		SessionStore: sessionStore, SessionManager: sessionManager,
 		Ready: map[string]Pinger{
 			"database": func(ctx context.Context) error { return services.PingDatabase(ctx, app.DB) },
 			"redis":    app.Redis.Ping,
@@ -192,6 +196,36 @@ func (a *App) migrate(ctx, bg context.Context, log *slog.Logger) {
 		}
 	})
 }
+
+// pruneAudit deletes the audit events older than AUDIT_RETENTION in the
+// background: shortly after start, then every AUDIT_PRUNE_INTERVAL, each run
+// by at most one instance of the deployment at a time (a lock in Redis).
+func (a *App) pruneAudit(bg context.Context, log *slog.Logger) {
+	retention, interval := a.Config.Audit.Retention, a.Config.Audit.PruneInterval
+	a.workers.Go(func() {
+		timer := time.NewTimer(min(interval, auditPruneFirst))
+		defer timer.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-timer.C:
+			}
+			deleted, ran, err := a.Audit.PruneExclusive(bg, retention)
+			switch {
+			case err != nil && bg.Err() == nil:
+				log.Warn("audit log pruning failed; will retry", "deleted", deleted, "err", err)
+			case ran && deleted > 0:
+				log.Info("audit log pruned", "deleted", deleted, "retention", retention.String())
+			}
+			timer.Reset(interval)
+		}
+	})
+}
+
+// auditPruneFirst is how soon after start the audit log is first pruned: a
+// server restarted more often than AUDIT_PRUNE_INTERVAL still prunes.
+const auditPruneFirst = 10 * time.Second
 
 // sessionSecrets returns the signing secret first and the previous one, if
 // any; in development without SESSION_SECRET one is generated for the run

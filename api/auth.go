@@ -12,7 +12,7 @@ import (
 	"github.com/sessionauth/api/services"
 )
 
-func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if !enabled { // answered before the body is read
 			_ = c.Error(models.ErrRegistrationDisabled)
@@ -31,12 +31,12 @@ func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, se
 			_ = c.Error(err)
 			return
 		}
-		securityEvent(c, log, "user_registered", user.ID)
+		events.record(c, models.EventUserRegistered, user.ID, user.ID, currentHandle(c))
 		c.JSON(http.StatusCreated, userEnvelope{User: newUserResponse(user)})
 	}
 }
 
-func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req credentialsRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -48,16 +48,16 @@ func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.Se
 			err = sess.Login(c, user, middleware.LoginOptions{Forget: req.Remember != nil && !*req.Remember})
 		}
 		if err != nil {
-			loginFailureEvent(c, log, err)
+			events.loginFailure(c, err)
 			_ = c.Error(err)
 			return
 		}
-		securityEvent(c, log, "login_succeeded", user.ID)
+		events.record(c, models.EventLoginSucceeded, user.ID, user.ID, currentHandle(c))
 		c.JSON(http.StatusOK, userEnvelope{User: newUserResponse(user)})
 	}
 }
 
-func handleLogout(sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleLogout(sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		rec := middleware.CurrentSession(c)
 		if err := sess.Logout(c); err != nil {
@@ -65,13 +65,13 @@ func handleLogout(sess *middleware.SessionManager, log *slog.Logger) gin.Handler
 			return
 		}
 		if rec != nil {
-			securityEvent(c, log, "logout", rec.UserID)
+			events.record(c, models.EventLogout, rec.UserID, rec.UserID, slog.String("session", rec.Handle()))
 		}
 		c.JSON(http.StatusOK, successResponse{Success: true})
 	}
 }
 
-func handleLogoutAll(sessions *services.SessionStore, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleLogoutAll(sessions *services.SessionStore, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		rec := middleware.CurrentSession(c)
 		revoked, err := sessions.RevokeUser(c.Request.Context(), rec.UserID, 0)
@@ -80,7 +80,7 @@ func handleLogoutAll(sessions *services.SessionStore, sess *middleware.SessionMa
 			return
 		}
 		sess.ExpireCookie(c)
-		securityEvent(c, log, "logout_all", rec.UserID, slog.Int("revoked", revoked))
+		events.record(c, models.EventLogoutAll, rec.UserID, rec.UserID, slog.Int("revoked", revoked))
 		c.JSON(http.StatusOK, revokedResponse{Success: true, Revoked: revoked})
 	}
 }
@@ -92,7 +92,7 @@ func handleMe() gin.HandlerFunc {
 	}
 }
 
-func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req passwordRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -106,16 +106,16 @@ func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *midd
 			err = sess.Login(c, user, middleware.LoginOptions{Forget: rec.Forget})
 		}
 		if err != nil {
-			passwordFailureEvent(c, log, rec.UserID, err)
+			events.passwordFailure(c, rec.UserID, err)
 			_ = c.Error(err)
 			return
 		}
-		securityEvent(c, log, "password_changed", rec.UserID)
+		events.record(c, models.EventPasswordChanged, rec.UserID, rec.UserID, currentHandle(c))
 		c.JSON(http.StatusOK, successResponse{Success: true})
 	}
 }
 
-func handleReauth(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleReauth(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req reauthRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -128,11 +128,20 @@ func handleReauth(v *validator.Validate, auth *services.Auth, sess *middleware.S
 			err = sess.MarkAuthenticated(c)
 		}
 		if err != nil {
-			passwordFailureEvent(c, log, rec.UserID, err)
+			events.passwordFailure(c, rec.UserID, err)
 			_ = c.Error(err)
 			return
 		}
-		securityEvent(c, log, "reauthenticated", rec.UserID)
+		events.record(c, models.EventReauthenticated, rec.UserID, rec.UserID)
 		c.JSON(http.StatusOK, successResponse{Success: true})
 	}
+}
+
+// currentHandle names, for an event, the session the request now holds (the
+// one a login just created) by its listing handle, never by its id.
+func currentHandle(c *gin.Context) slog.Attr {
+	if rec := middleware.CurrentSession(c); rec != nil {
+		return slog.String("session", rec.Handle())
+	}
+	return slog.Attr{}
 }

@@ -21,6 +21,8 @@ type Deps struct {
 	Auth                *services.Auth
 	Admin               *services.Admin
 	Accounts            *services.Accounts
+	Users               *services.Users
+	Audit               *services.Audit
 	SessionStore        *services.SessionStore
 	SessionManager      *middleware.SessionManager
 	Ready               map[string]Pinger
@@ -74,7 +76,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 func addRoutes(r *gin.Engine, d Deps) {
 	v := newValidator()
 	sess := d.SessionManager
-	log := d.Log
+	events := &securityEvents{log: d.Log, audit: d.Audit, users: d.Users}
 
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(d.Ready))
@@ -84,24 +86,28 @@ func addRoutes(r *gin.Engine, d Deps) {
 	}
 
 	public := r.Group("/", sess.Middleware())
-	public.POST("/register", handleRegister(d.RegistrationEnabled, v, d.Auth, sess, log))
-	public.POST("/login", sess.Optional(), handleLogin(v, d.Auth, sess, log))
-	public.POST("/logout", sess.Optional(), handleLogout(sess, log))
+	public.POST("/register", handleRegister(d.RegistrationEnabled, v, d.Auth, sess, events))
+	public.POST("/login", sess.Optional(), handleLogin(v, d.Auth, sess, events))
+	public.POST("/logout", sess.Optional(), handleLogout(sess, events))
 
 	authed := r.Group("/", sess.Middleware(), sess.RequireAuth())
 	authed.GET("/me", handleMe())
-	authed.POST("/logout-all", handleLogoutAll(d.SessionStore, sess, log))
+	authed.GET("/me/activity", handleMyActivity(d.Audit))
+	authed.POST("/logout-all", handleLogoutAll(d.SessionStore, sess, events))
 	authed.GET("/sessions", handleListSessions(d.SessionStore))
-	authed.DELETE("/sessions/:id", handleDeleteSession(d.SessionStore, sess, log))
-	authed.POST("/password", handleChangePassword(v, d.Auth, sess, log))
-	authed.POST("/reauth", handleReauth(v, d.Auth, sess, log))
+	authed.DELETE("/sessions/:id", handleDeleteSession(d.SessionStore, sess, events))
+	authed.POST("/password", handleChangePassword(v, d.Auth, sess, events))
+	authed.POST("/reauth", handleReauth(v, d.Auth, sess, events))
 	authed.PATCH("/me", handleRename(v, d.Accounts))
-	authed.DELETE("/me", handleDeleteAccount(v, d.Accounts, sess, log))
+	authed.DELETE("/me", handleDeleteAccount(v, d.Accounts, sess, events))
 
 	admin := authed.Group("/admin", middleware.RequireRole(models.RoleAdmin), middleware.RequireRecentAuth(d.ReauthWindow, d.Now))
 	admin.GET("/users", handleListUsers(d.Admin))
-	admin.POST("/users", handleCreateUser(v, d.Admin, log))
-	admin.PATCH("/users/:id", handlePatchUser(v, d.Admin, sess, log))
-	admin.POST("/users/:id/logout-all", handleAdminLogoutAll(d.Admin, sess, log))
-	admin.DELETE("/users/:id", handleDeleteUser(d.Admin, sess, log))
+	admin.POST("/users", handleCreateUser(v, d.Admin, events))
+	admin.GET("/users/:id", handleGetUser(d.Admin, d.SessionStore.Lifetimes()))
+	admin.PATCH("/users/:id", handlePatchUser(v, d.Admin, sess, events))
+	admin.POST("/users/:id/logout-all", handleAdminLogoutAll(d.Admin, sess, events))
+	admin.DELETE("/users/:id", handleDeleteUser(d.Admin, sess, events))
+	admin.DELETE("/users/:id/sessions/:sid", handleAdminDeleteSession(d.Admin, sess, events))
+	admin.GET("/audit", handleListAudit(d.Audit))
 }

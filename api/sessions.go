@@ -33,21 +33,27 @@ func handleListSessions(sessions *services.SessionStore) gin.HandlerFunc {
 			_ = c.Error(err)
 			return
 		}
-		out := sessionsResponse{Sessions: make([]sessionResponse, 0, len(list))}
-		for _, s := range list {
-			out.Sessions = append(out.Sessions, sessionResponse{
-				ID: s.Handle(), CreatedAt: unixTime(s.CreatedAt), LastSeenAt: unixTime(s.LastSeenAt),
-				ExpiresAt: formatTime(s.ExpiresAt(sessions.Lifetimes())), IP: s.IP, UserAgent: s.UserAgent,
-				Current: s.ID == current.ID,
-			})
-		}
-		c.JSON(http.StatusOK, out)
+		c.JSON(http.StatusOK, sessionsResponse{Sessions: newSessionResponses(list, sessions.Lifetimes(), current.ID)})
 	}
+}
+
+// newSessionResponses lists sessions by handle, the one with currentID (if
+// any) marked current.
+func newSessionResponses(list []models.Session, lifetimes models.SessionLifetimes, currentID string) []sessionResponse {
+	out := make([]sessionResponse, 0, len(list))
+	for _, s := range list {
+		out = append(out, sessionResponse{
+			ID: s.Handle(), CreatedAt: unixTime(s.CreatedAt), LastSeenAt: unixTime(s.LastSeenAt),
+			ExpiresAt: formatTime(s.ExpiresAt(lifetimes)), IP: s.IP, UserAgent: s.UserAgent,
+			Current: currentID != "" && s.ID == currentID,
+		})
+	}
+	return out
 }
 
 // handleDeleteSession revokes one of the caller's sessions by handle; a
 // handle that is not the caller's is 404, whoever it belongs to.
-func handleDeleteSession(sessions *services.SessionStore, sess *middleware.SessionManager, log *slog.Logger) gin.HandlerFunc {
+func handleDeleteSession(sessions *services.SessionStore, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		current := middleware.CurrentSession(c)
 		handle := c.Param("id")
@@ -67,7 +73,7 @@ func handleDeleteSession(sessions *services.SessionStore, sess *middleware.Sessi
 		if handle == current.Handle() {
 			sess.ExpireCookie(c)
 		}
-		securityEvent(c, log, "session_revoked", current.UserID)
+		events.record(c, models.EventSessionRevoked, current.UserID, current.UserID, slog.String("session", handle))
 		c.Status(http.StatusNoContent)
 	}
 }

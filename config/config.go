@@ -36,6 +36,7 @@ type Config struct {
 	Argon2     Argon2
 	Hashing    Hashing
 	Metrics    Metrics
+	Audit      Audit
 
 	RegistrationEnabled bool
 	ReauthWindow        time.Duration
@@ -150,6 +151,12 @@ type Metrics struct {
 	Addr    string
 }
 
+// Audit is the audit log's retention and how often the server prunes it.
+type Audit struct {
+	Retention     time.Duration
+	PruneInterval time.Duration
+}
+
 // WithDotEnv returns a getenv that falls back to the KEY=value lines of the
 // file at path (when it exists). The real environment wins over the file.
 func WithDotEnv(path string, getenv func(string) string) (func(string) string, error) {
@@ -243,6 +250,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Wait:        p.duration("HASH_WAIT", 2*time.Second),
 	}
 	c.Metrics = Metrics{Enabled: p.boolean("METRICS_ENABLED", true), Addr: p.str("METRICS_ADDR", "")}
+	c.Audit = Audit{Retention: p.duration("AUDIT_RETENTION", 2160*time.Hour), PruneInterval: p.duration("AUDIT_PRUNE_INTERVAL", 5*time.Minute)}
 	c.RegistrationEnabled = p.boolean("REGISTRATION_ENABLED", true)
 	c.ReauthWindow = p.duration("REAUTH_WINDOW", 15*time.Minute)
 	c.LogLevel = p.str("LOG_LEVEL", "info")

@@ -33,6 +33,8 @@ func TestDefaults(t *testing.T) {
 		{"ip failures", c.Throttle.LoginIPMaxFailures, 100},
 		{"register", c.Throttle.RegisterIPMax, 20},
 		{"reauth", c.ReauthWindow, 15 * time.Minute},
+		{"audit retention", c.Audit.Retention, 2160 * time.Hour},
+		{"audit prune interval", c.Audit.PruneInterval, 5 * time.Minute},
 		{"argon memory", c.Argon2.MemoryKiB, uint32(19456)},
 		{"argon iterations", c.Argon2.Iterations, uint32(2)},
 		{"argon parallelism", c.Argon2.Parallelism, uint8(1)},

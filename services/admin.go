@@ -67,3 +67,20 @@ func (a *Admin) LogoutUser(ctx context.Context, id string) (int, error) {
 	}
 	return a.sessions.RevokeUser(ctx, user.ID, 0)
 }
+
+// UserWithSessions returns the user with id and their live sessions, newest
+// first; a malformed or unknown id is not_found.
+func (a *Admin) UserWithSessions(ctx context.Context, id string) (models.User, []models.Session, error) {
+	user, err := a.users.FindByID(ctx, id)
+	if err != nil {
+		return models.User{}, nil, err
+	}
+	sessions, err := a.sessions.List(ctx, user.ID)
+	return user, sessions, err
+}
+
+// RevokeSession ends the session with handle if it is one of the user's and
+// reports whether it was.
+func (a *Admin) RevokeSession(ctx context.Context, userID, handle string) (bool, error) {
+	return a.sessions.RevokeHandle(ctx, userID, handle)
+}

@@ -90,6 +90,8 @@ func (a *Auth) create(ctx context.Context, in Registration, verified bool) (mode
 // Login checks email and password. An unknown email, a wrong password and a
 // disabled account all answer invalid_credentials, and an unknown email still
 // verifies a dummy hash of the same parameters, so all three cost the same.
+// On a known account the error also names it (models.AccountOf), for the
+// audit log; a refusal by the throttle is a *ThrottledError.
 func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.User, error) {
 	attempt, err := a.throttle.BeginLogin(ctx, email, ip)
 	if err != nil {
@@ -114,7 +116,8 @@ func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.Us
 		ok = false
 	}
 	if !ok || user.ID == "" || user.Disabled {
-		return models.User{}, models.ErrInvalidCredentials
+		// The account, when there is one, is for the audit log only.
+		return models.User{}, models.OnAccount(user.ID, models.ErrInvalidCredentials)
 	}
 	if err := attempt.Succeeded(ctx); err != nil {
 		return models.User{}, err

@@ -12,6 +12,8 @@ package services
 //	<prefix>u:<user id>              the index of versions before the sorted sets (a hash of handle ->
 //	                                 session id and "#ver"): read, migrated and deleted, never written
 //	<prefix>throttle:<kind>:<key>    a throttle counter (login:email, login:ip, register:ip)
+//	<prefix>audit:throttled:<kind>:<key>  set while a run of refusals by that counter is in the audit log
+//	<prefix>audit:prune-lock         held by the one instance pruning the audit log
 //
 // Session ids are base64url and never contain ':', so no session key can
 // collide with the others.
@@ -58,3 +60,14 @@ func (k RedisKeys) userKeys(userID string) []any {
 
 // userKeyCount is len(userKeys(…)).
 const userKeyCount = 5
+
+// ThrottledMark is the key whose presence says that the current run of
+// refusals by one throttle counter is already in the audit log; it lives as
+// long as the counter's window.
+func (k RedisKeys) ThrottledMark(kind, subject string) string {
+	return k.prefix + "audit:throttled:" + kind + ":" + subject
+}
+
+// AuditPruneLock is the key of the lock that lets one instance at a time
+// prune the audit log.
+func (k RedisKeys) AuditPruneLock() string { return k.prefix + "audit:prune-lock" }

@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -14,22 +15,23 @@ import (
 // attempts can never slip past the limit: a reservation is released when the
 // attempt succeeds and kept as a failure otherwise. A throttled attempt is
 // neither counted nor extends the window, which is fixed from its first count.
+// A refusal names the counter that refused (its index in KEYS, from 1).
 const (
 	reserveScript = `
-local wait = 0
+local wait, which = 0, 0
 for i = 1, #KEYS do
   local n = tonumber(redis.call('GET', KEYS[i]) or '0')
   if n >= tonumber(ARGV[i]) then
     local ttl = redis.call('PTTL', KEYS[i])
-    if ttl > wait then wait = ttl end
-    if ttl < 0 then wait = tonumber(ARGV[#KEYS + 1]) end
+    if ttl < 0 then ttl = tonumber(ARGV[#KEYS + 1]) end
+    if ttl > wait then wait, which = ttl, i end
   end
 end
-if wait > 0 then return wait end
+if wait > 0 then return {wait, which} end
 for i = 1, #KEYS do
   if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[#KEYS + 1]) end
 end
-return 0`
+return {0, 0}`
 	releaseScript = `
 if ARGV[1] == 'reset' then redis.call('DEL', KEYS[1])
 elseif redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end
@@ -45,6 +47,20 @@ type ThrottleLimits struct {
 	RegisterIPMax      int
 	RegisterWindow     time.Duration
 }
+
+// ThrottledError is too_many_requests naming the counter that refused, so a
+// run of refusals can be told apart per counter and window (the audit log
+// stores one event per run). It unwraps to the coded error the client gets.
+type ThrottledError struct {
+	Kind    string // the counter's kind: login:email, login:ip, register:ip
+	Subject string // whose attempts it counts (a normalised email or a client IP)
+	Err     *models.Error
+}
+
+func (e *ThrottledError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the coded too_many_requests, which carries Retry-After.
+func (e *ThrottledError) Unwrap() error { return e.Err }
 
 // Throttle counts attempts in Redis, so every instance shares the counts.
 type Throttle struct {
@@ -71,8 +87,10 @@ type LoginAttempt struct {
 // BeginLogin reserves one password attempt for the normalised email and the
 // client IP, or fails with too_many_requests carrying what is left of the window.
 func (t *Throttle) BeginLogin(ctx context.Context, email, ip string) (*LoginAttempt, error) {
-	a := &LoginAttempt{throttle: t, emailKey: t.keys.Throttle("login:email", strings.ToLower(email)), ipKey: t.keys.Throttle("login:ip", ip)}
-	err := t.take(ctx, []string{a.emailKey, a.ipKey}, []int{t.limits.LoginMaxFailures, t.limits.LoginIPMaxFailures}, t.limits.LoginWindow)
+	email = strings.ToLower(email)
+	a := &LoginAttempt{throttle: t, emailKey: t.keys.Throttle("login:email", email), ipKey: t.keys.Throttle("login:ip", ip)}
+	err := t.take(ctx, []counter{{"login:email", email, t.limits.LoginMaxFailures}, {"login:ip", ip, t.limits.LoginIPMaxFailures}},
+		t.limits.LoginWindow)
 	if err != nil {
 		return nil, err
 	}
@@ -104,30 +122,42 @@ func (a *LoginAttempt) Abandon(ctx context.Context) {
 
 // BeginRegister counts one registration attempt for the client IP.
 func (t *Throttle) BeginRegister(ctx context.Context, ip string) error {
-	return t.take(ctx, []string{t.keys.Throttle("register:ip", ip)}, []int{t.limits.RegisterIPMax}, t.limits.RegisterWindow)
+	return t.take(ctx, []counter{{"register:ip", ip, t.limits.RegisterIPMax}}, t.limits.RegisterWindow)
 }
 
-func (t *Throttle) take(ctx context.Context, keys []string, limits []int, window time.Duration) error {
-	args := make([]any, 0, 2*len(keys)+2)
-	args = append(args, len(keys))
-	for _, k := range keys {
-		args = append(args, k)
+// counter is one throttle counter and its limit per window.
+type counter struct {
+	kind, subject string
+	limit         int
+}
+
+// take reserves one attempt on every counter, or refuses with a
+// ThrottledError naming the counter whose window ends last.
+func (t *Throttle) take(ctx context.Context, counters []counter, window time.Duration) error {
+	args := make([]any, 0, 2*len(counters)+2)
+	args = append(args, len(counters))
+	for _, c := range counters {
+		args = append(args, t.keys.Throttle(c.kind, c.subject))
 	}
-	for _, l := range limits {
-		args = append(args, l)
+	for _, c := range counters {
+		args = append(args, c.limit)
 	}
 	args = append(args, window.Milliseconds())
-	var waitMS int64
+	var reply []int64
 	err := t.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
 		var err error
-		waitMS, err = redis.Int64(t.reserve.DoContext(ctx, conn, args...))
+		reply, err = redis.Int64s(t.reserve.DoContext(ctx, conn, args...))
+		if err == nil && len(reply) != 2 {
+			err = fmt.Errorf("throttle: unexpected reply %v", reply)
+		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if waitMS > 0 {
-		return models.TooManyRequests(time.Duration(waitMS) * time.Millisecond)
+	if wait, which := reply[0], int(reply[1]); wait > 0 && which >= 1 && which <= len(counters) {
+		c := counters[which-1]
+		return &ThrottledError{Kind: c.kind, Subject: c.subject, Err: models.TooManyRequests(time.Duration(wait) * time.Millisecond)}
 	}
 	return nil
 }
