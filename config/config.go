@@ -36,7 +36,11 @@ type Config struct {
 	Argon2     Argon2
 	Hashing    Hashing
 	Metrics    Metrics
+	Mail       Mail
 
+	// FrontendURL is the SPA's origin, for the links in mails; "" only in
+	// production without MAIL_URL.
+	FrontendURL         string
 	RegistrationEnabled bool
 	ReauthWindow        time.Duration
 	LogLevel            string
@@ -228,6 +232,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Wait:        p.duration("HASH_WAIT", 2*time.Second),
 	}
 	c.Metrics = Metrics{Enabled: p.boolean("METRICS_ENABLED", true), Addr: p.str("METRICS_ADDR", "")}
+	c.Mail, c.FrontendURL = p.mail(c.Production)
 	c.RegistrationEnabled = p.boolean("REGISTRATION_ENABLED", true)
 	c.ReauthWindow = p.duration("REAUTH_WINDOW", 15*time.Minute)
 	c.LogLevel = p.str("LOG_LEVEL", "info")
@@ -283,6 +288,7 @@ func (c Config) Warnings() []string {
 	if string(c.Session.Secret) == ExampleSecret || string(c.Session.SecretPrevious) == ExampleSecret {
 		out = append(out, "SESSION_SECRET is the example value from .env.example: anyone can sign cookies for this server (production refuses it)")
 	}
+	out = append(out, c.mailWarnings()...)
 	return out
 }
 
