@@ -79,6 +79,9 @@ type Mailer struct {
 	opts  MailerOptions
 	log   *slog.Logger
 	queue chan mailJob
+	// sentLevel is Info, so operators can tell a user that the mail left;
+	// Debug with the development LogSender, whose own line already says so.
+	sentLevel slog.Level
 
 	mu     sync.RWMutex // guards closed against a send on the closed queue
 	closed bool
@@ -107,7 +110,11 @@ func NewMailer(opts MailerOptions) *Mailer {
 	opts.Attempts = cmpOr(opts.Attempts, 5)
 	opts.Backoff = cmpOr(opts.Backoff, 2*time.Second)
 	opts.MaxBackoff = cmpOr(opts.MaxBackoff, time.Minute)
-	return &Mailer{opts: opts, log: opts.Log, queue: make(chan mailJob, opts.QueueSize), done: make(chan struct{})}
+	m := &Mailer{opts: opts, log: opts.Log, queue: make(chan mailJob, opts.QueueSize), done: make(chan struct{}), sentLevel: slog.LevelInfo}
+	if _, ok := opts.Sender.(*LogSender); ok {
+		m.sentLevel = slog.LevelDebug
+	}
+	return m
 }
 
 func cmpOr[T int | time.Duration](v, def T) T {
@@ -233,7 +240,7 @@ func (m *Mailer) deliver(ctx context.Context, job mailJob) {
 		}
 		if err == nil {
 			if err = m.opts.Sender.Send(ctx, msg); err == nil {
-				m.log.Debug("mail sent", "kind", job.kind, "to", m.recipient(msg), "attempts", attempt)
+				m.log.Log(ctx, m.sentLevel, "mail sent", "kind", job.kind, "to", m.recipient(msg), "attempts", attempt)
 				m.opts.Counter.MailSent()
 				return
 			}
