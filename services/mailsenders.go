@@ -140,3 +140,17 @@ func (s *LogSender) Send(ctx context.Context, m *Message) error {
 	s.log.InfoContext(ctx, "mail (development: logged, not sent)", "to", m.To, "subject", m.Subject, "link", m.Link)
 	return nil
 }
+
+// permanentError marks a failure that another attempt cannot fix (the
+// server refused the message or the recipient for good).
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+// Permanent marks err as not worth retrying.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
