@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		defer stopMetrics()
 	}
 	srv := api.NewHTTPServer(cfg.HTTP.Addr, app.Handler, api.ServerTimeouts(cfg.HTTP.Timeouts), log)
-	return serve(ctx, srv, cfg.HTTP.ShutdownDrain, cfg.HTTP.ShutdownTimeout, log)
+	return serve(ctx, srv, cfg.HTTP.ShutdownDrain, cfg.HTTP.ShutdownTimeout, app.DrainMail, log)
 }
 
 // serveMetrics serves GET /metrics on a listener of its own (METRICS_ADDR),
@@ -88,9 +88,10 @@ func serveMetrics(cfg config.Config, handler http.Handler, log *slog.Logger) (st
 }
 
 // serve runs srv until ctx ends, then drains (every answer closes its
-// connection) and lets in-flight requests finish within timeout before Redis
-// and the database are closed by run's defers.
-func serve(ctx context.Context, srv *http.Server, drain, timeout time.Duration, log *slog.Logger) error {
+// connection) and lets in-flight requests finish within timeout, then sends
+// the queued mail within what is left of it (drainMail), before Redis and
+// the database are closed by run's defers.
+func serve(ctx context.Context, srv *http.Server, drain, timeout time.Duration, drainMail func(context.Context), log *slog.Logger) error {
 	var draining atomic.Bool
 	srv.Handler = api.DrainingHandler(srv.Handler, &draining)
 	errc := make(chan error, 1)
@@ -104,6 +105,7 @@ func serve(ctx context.Context, srv *http.Server, drain, timeout time.Duration, 
 	log.Info("shutting down", "drain", drain.String(), "timeout", timeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
+	defer drainMail(shutdownCtx) // after the requests that could still queue mail
 	draining.Store(true)
 	select {
 	case <-time.After(min(drain, timeout/2)):

@@ -34,7 +34,13 @@ type App struct {
 	Users   *services.Users
 	Admin   *services.Admin
 	Audit   *services.Audit
+	// Mailer sends mail after the answer; nil when mail is off (production
+	// without MAIL_URL), and a nil Mailer drops what it is given.
+	Mailer *services.Mailer
+	// MailTemplates builds every mail, with links to FRONTEND_URL.
+	MailTemplates *services.MailTemplates
 
+	base    context.Context    // New's context without its cancellation, for Close
 	stop    context.CancelFunc // ends background work
 	workers sync.WaitGroup
 	closers []func()
@@ -67,7 +73,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		return nil, err
 	}
 	var bg context.Context
-	bg, app.stop = context.WithCancel(context.WithoutCancel(ctx))
+	app.base = context.WithoutCancel(ctx)
+	bg, app.stop = context.WithCancel(app.base)
 	if cfg.Database.AutoMigrate {
 		app.migrate(ctx, bg, log)
 	}
@@ -79,6 +86,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 	}
 	hasher, err := services.NewHasher(services.Argon2Params(cfg.Argon2), cfg.Hashing.Concurrency, cfg.Hashing.Wait)
 	if err != nil {
+		return nil, err
+	}
+	if err := app.openMail(bg, cfg, log, metrics, secrets[0]); err != nil {
 		return nil, err
 	}
 	lifetimes := models.SessionLifetimes(cfg.Session.Lifetimes)
@@ -119,9 +129,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 	return app, nil
 }
 
-// Close stops background work and closes Redis and the database (and the
+// Close sends the queued mail within SHUTDOWN_TIMEOUT (unless DrainMail
+// did), stops background work and closes Redis and the database (and the
 // in-process Redis of development).
 func (a *App) Close() {
+	if a.Mailer != nil {
+		ctx, cancel := context.WithTimeout(a.base, a.Config.HTTP.ShutdownTimeout)
+		a.DrainMail(ctx)
+		cancel()
+	}
 	if a.stop != nil {
 		a.stop()
 	}

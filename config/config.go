@@ -37,7 +37,11 @@ type Config struct {
 	Hashing    Hashing
 	Metrics    Metrics
 	Audit      Audit
+	Mail       Mail
 
+	// FrontendURL is the SPA's origin, for the links in mails; "" only in
+	// production without MAIL_URL.
+	FrontendURL         string
 	RegistrationEnabled bool
 	ReauthWindow        time.Duration
 	LogLevel            string
@@ -251,6 +255,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Metrics = Metrics{Enabled: p.boolean("METRICS_ENABLED", true), Addr: p.str("METRICS_ADDR", "")}
 	c.Audit = Audit{Retention: p.duration("AUDIT_RETENTION", 2160*time.Hour), PruneInterval: p.duration("AUDIT_PRUNE_INTERVAL", 5*time.Minute)}
+	c.Mail, c.FrontendURL = p.mail(c.Production)
 	c.RegistrationEnabled = p.boolean("REGISTRATION_ENABLED", true)
 	c.ReauthWindow = p.duration("REAUTH_WINDOW", 15*time.Minute)
 	c.LogLevel = p.str("LOG_LEVEL", "info")
@@ -312,6 +317,7 @@ func (c Config) Warnings() []string {
 	if string(c.Session.Secret) == ExampleSecret || string(c.Session.SecretPrevious) == ExampleSecret {
 		out = append(out, "SESSION_SECRET is the example value from .env.example: anyone can sign cookies for this server (production refuses it)")
 	}
+	out = append(out, c.mailWarnings()...)
 	return out
 }
 

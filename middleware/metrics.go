@@ -25,6 +25,8 @@ type Metrics struct {
 	created     prometheus.Counter
 	revoked     prometheus.Counter
 	unavailable *prometheus.CounterVec
+	mailSent    prometheus.Counter
+	mailDropped *prometheus.CounterVec
 }
 
 // NewMetrics returns the collectors, registered with the Go runtime and
@@ -57,6 +59,14 @@ func NewMetrics() *Metrics {
 			Name: "sessionauth_dependency_errors_total",
 			Help: "Requests answered 503 because a dependency (redis, database, hashing) failed or was too slow.",
 		}, []string{"dependency"}),
+		mailSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sessionauth_mail_sent_total",
+			Help: "Mails the mail server accepted (or, in development, wrote to the log).",
+		}),
+		mailDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessionauth_mail_dropped_total",
+			Help: "Mails never sent, by reason: queue_full (the in-memory queue was full), failed (every attempt failed or the server refused it), shutdown (still queued at the shutdown deadline).",
+		}, []string{"reason"}),
 	}
 	for _, dep := range []string{"redis", "database"} {
 		m.unavailable.WithLabelValues(dep) // present at zero, so alerts see the series
@@ -64,7 +74,10 @@ func NewMetrics() *Metrics {
 	for _, result := range []string{"success", "failure", "throttled"} {
 		m.logins.WithLabelValues(result)
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.logins, m.created, m.revoked, m.unavailable,
+	for _, reason := range []string{"queue_full", "failed", "shutdown"} { // services.MailDrop*
+		m.mailDropped.WithLabelValues(reason)
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.logins, m.created, m.revoked, m.unavailable, m.mailSent, m.mailDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -128,6 +141,20 @@ func (m *Metrics) SessionsCreated(n int) {
 func (m *Metrics) SessionsRevoked(n int) {
 	if m != nil && n > 0 {
 		m.revoked.Add(float64(n))
+	}
+}
+
+// MailSent counts one mail accepted by the mail server (services.MailCounter).
+func (m *Metrics) MailSent() {
+	if m != nil {
+		m.mailSent.Inc()
+	}
+}
+
+// MailDropped counts one mail never sent, by reason (services.MailCounter).
+func (m *Metrics) MailDropped(reason string) {
+	if m != nil {
+		m.mailDropped.WithLabelValues(reason).Inc()
 	}
 }
 

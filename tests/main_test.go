@@ -9,5 +9,7 @@ import (
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.ReleaseMode) // as run() does: no debug route dump
-	os.Exit(m.Run())
+	code := m.Run()
+	stopMailpit() // the one this process started, if any
+	os.Exit(code)
 }
