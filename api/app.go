@@ -95,14 +95,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 	sessionStore := services.NewSessionStore(app.Redis, services.SessionStoreOptions{Lifetimes: lifetimes,
 		MaxPerUser: cfg.Session.MaxPerUser, Counter: metrics})
 	app.Users = services.NewUsers(app.DB, cfg.Database.Timeout)
+	throttle := services.NewThrottle(app.Redis, services.ThrottleLimits(cfg.Throttle))
 	auth := services.NewAuth(services.AuthOptions{
-		Users: app.Users, Hasher: hasher, Throttle: services.NewThrottle(app.Redis, services.ThrottleLimits(cfg.Throttle)),
+		Users: app.Users, Hasher: hasher, Throttle: throttle, VerificationRequired: cfg.Accounts.EmailVerificationRequired,
 		Sessions: sessionStore, CommonPasswords: commonpasswords.New(), Log: log,
 	})
 	app.Admin = services.NewAdmin(app.Users, auth, sessionStore)
-	accounts := services.NewAccounts(app.Users, auth, sessionStore)
 	app.Audit = services.NewAudit(services.AuditOptions{DB: app.DB, Timeout: cfg.Database.Timeout, Redis: app.Redis})
 	app.pruneAudit(bg, log)
+	accounts := services.NewAccounts(services.AccountsOptions{
+		Users: app.Users, Auth: auth, Sessions: sessionStore, Throttle: throttle, Audit: app.Audit, Mailer: app.Mailer,
+		Mails: app.MailTemplates, ResetTTL: cfg.Accounts.PasswordResetTTL, VerificationTTL: cfg.Accounts.EmailVerificationTTL, Log: log,
+	})
 	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
 		Redis: app.Redis, Records: sessionStore, Versions: app.Users, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
 		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
@@ -119,7 +123,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 			"redis":    app.Redis.Ping,
 		},
 		CORSAllowedOrigins: cfg.Browser.CORSAllowedOrigins, TrustedProxies: cfg.Browser.TrustedProxies,
-		RegistrationEnabled: cfg.RegistrationEnabled, ReauthWindow: cfg.ReauthWindow, Now: time.Now,
+		RegistrationEnabled: cfg.RegistrationEnabled, ReauthWindow: cfg.ReauthWindow, Now: time.Now, MailEnabled: cfg.Mail.Enabled(),
 		Observe: metrics.Observe(), Metrics: publicMetrics,
 	})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/sessionauth/api/services"
 )
 
-func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
+func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, accounts *services.Accounts, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if !enabled { // answered before the body is read
 			_ = c.Error(models.ErrRegistrationDisabled)
@@ -32,6 +32,7 @@ func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, se
 			return
 		}
 		events.record(c, models.EventUserRegistered, user.ID, user.ID, currentHandle(c))
+		accounts.Welcome(user) // the verification link, after the answer
 		c.JSON(http.StatusCreated, userEnvelope{User: newUserResponse(user)})
 	}
 }
@@ -92,7 +93,7 @@ func handleMe() gin.HandlerFunc {
 	}
 }
 
-func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
+func handleChangePassword(v *validator.Validate, auth *services.Auth, accounts *services.Accounts, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req passwordRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -111,6 +112,7 @@ func handleChangePassword(v *validator.Validate, auth *services.Auth, sess *midd
 			return
 		}
 		events.record(c, models.EventPasswordChanged, rec.UserID, rec.UserID, currentHandle(c))
+		accounts.NotifyPasswordChanged(rec.Email)
 		c.JSON(http.StatusOK, successResponse{Success: true})
 	}
 }

@@ -30,6 +30,8 @@ type Deps struct {
 	TrustedProxies      []string
 	RegistrationEnabled bool
 	ReauthWindow        time.Duration
+	// MailEnabled is false in production without MAIL_URL: the mail routes answer 404.
+	MailEnabled bool
 	Now                 func() time.Time
 	// Extra middleware run first on every request (metrics), may be nil.
 	Observe gin.HandlerFunc
@@ -86,7 +88,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	}
 
 	public := r.Group("/", sess.Middleware())
-	public.POST("/register", handleRegister(d.RegistrationEnabled, v, d.Auth, sess, events))
+	public.POST("/register", handleRegister(d.RegistrationEnabled, v, d.Auth, d.Accounts, sess, events))
 	public.POST("/login", sess.Optional(), handleLogin(v, d.Auth, sess, events))
 	public.POST("/logout", sess.Optional(), handleLogout(sess, events))
 
@@ -96,12 +98,13 @@ func addRoutes(r *gin.Engine, d Deps) {
 	authed.POST("/logout-all", handleLogoutAll(d.SessionStore, sess, events))
 	authed.GET("/sessions", handleListSessions(d.SessionStore))
 	authed.DELETE("/sessions/:id", handleDeleteSession(d.SessionStore, sess, events))
-	authed.POST("/password", handleChangePassword(v, d.Auth, sess, events))
+	authed.POST("/password", handleChangePassword(v, d.Auth, d.Accounts, sess, events))
 	authed.POST("/reauth", handleReauth(v, d.Auth, sess, events))
 	authed.PATCH("/me", handleRename(v, d.Accounts))
 	authed.DELETE("/me", handleDeleteAccount(v, d.Accounts, sess, events))
 
-	admin := authed.Group("/admin", middleware.RequireRole(models.RoleAdmin), middleware.RequireRecentAuth(d.ReauthWindow, d.Now))
+	adminOnly := []gin.HandlerFunc{middleware.RequireRole(models.RoleAdmin), middleware.RequireRecentAuth(d.ReauthWindow, d.Now)}
+	admin := authed.Group("/admin", adminOnly...)
 	admin.GET("/users", handleListUsers(d.Admin))
 	admin.POST("/users", handleCreateUser(v, d.Admin, events))
 	admin.GET("/users/:id", handleGetUser(d.Admin, d.SessionStore.Lifetimes()))
@@ -110,4 +113,14 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.DELETE("/users/:id", handleDeleteUser(d.Admin, sess, events))
 	admin.DELETE("/users/:id/sessions/:sid", handleAdminDeleteSession(d.Admin, sess, events))
 	admin.GET("/audit", handleListAudit(d.Audit))
+
+	// Off in production without MAIL_URL: 404 before anything else is checked.
+	mail := r.Group("/", requireMail(d.MailEnabled), sess.Middleware())
+	mail.POST("/password/forgot", handleForgotPassword(v, d.Accounts))
+	mail.POST("/password/reset", handleResetPassword(v, d.Accounts, events))
+	mail.POST("/email/verify", handleVerifyEmail(v, d.Accounts, events))
+	mailAuthed := mail.Group("/", sess.RequireAuth())
+	mailAuthed.POST("/email/verification", handleSendVerification(d.Accounts))
+	mailAuthed.POST("/me/email", handleRequestEmailChange(v, d.Accounts, events))
+	mailAuthed.Group("/admin", adminOnly...).POST("/users/:id/password-reset", handleAdminPasswordReset(d.Accounts))
 }

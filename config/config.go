@@ -38,6 +38,7 @@ type Config struct {
 	Metrics    Metrics
 	Audit      Audit
 	Mail       Mail
+	Accounts   Accounts
 
 	// FrontendURL is the SPA's origin, for the links in mails; "" only in
 	// production without MAIL_URL.
@@ -148,6 +149,13 @@ type Hashing struct {
 	Wait        time.Duration
 }
 
+// Accounts are the settings of the account flows that go through mail.
+type Accounts struct {
+	PasswordResetTTL          time.Duration
+	EmailVerificationTTL      time.Duration
+	EmailVerificationRequired bool // login answers 403 email_not_verified to an unverified user
+}
+
 // Metrics are the Prometheus metrics: on or off, and on a listener of their
 // own when Addr is set.
 type Metrics struct {
@@ -256,6 +264,11 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Metrics = Metrics{Enabled: p.boolean("METRICS_ENABLED", true), Addr: p.str("METRICS_ADDR", "")}
 	c.Audit = Audit{Retention: p.duration("AUDIT_RETENTION", 2160*time.Hour), PruneInterval: p.duration("AUDIT_PRUNE_INTERVAL", 5*time.Minute)}
 	c.Mail, c.FrontendURL = p.mail(c.Production)
+	c.Accounts = Accounts{
+		PasswordResetTTL:          p.duration("PASSWORD_RESET_TTL", 30*time.Minute),
+		EmailVerificationTTL:      p.duration("EMAIL_VERIFICATION_TTL", 24*time.Hour),
+		EmailVerificationRequired: p.boolean("EMAIL_VERIFICATION_REQUIRED", false),
+	}
 	c.RegistrationEnabled = p.boolean("REGISTRATION_ENABLED", true)
 	c.ReauthWindow = p.duration("REAUTH_WINDOW", 15*time.Minute)
 	c.LogLevel = p.str("LOG_LEVEL", "info")
@@ -307,6 +320,9 @@ func (c *Config) validate(p *parser) {
 	}
 	if !c.Cookie.Secure {
 		p.fail("COOKIE_SECURE=false is refused in production")
+	}
+	if c.Accounts.EmailVerificationRequired && !c.Mail.Enabled() {
+		p.fail("EMAIL_VERIFICATION_REQUIRED=true needs MAIL_URL in production (nobody could verify)")
 	}
 }
 

@@ -98,6 +98,9 @@ func TestInvalidValues(t *testing.T) {
 		"__Host- not Secure":       {"SESSION_COOKIE_NAME": "__Host-sid", "COOKIE_SECURE": "false"},
 		"__Secure- not Secure":     {"SESSION_COOKIE_NAME": "__Secure-sid", "COOKIE_SECURE": "false"},
 		"MAX_SESSIONS_PER_USER":    {"MAX_SESSIONS_PER_USER": "0"},
+		"EMAIL_VERIFICATION_REQUIRED without mail": {"APP_ENV": "production", "DATABASE_URL": "postgres://db/x",
+			"REDIS_URL": "redis://r:6379/0", "SESSION_SECRET": strings.Repeat("s", 32), "METRICS_ADDR": "127.0.0.1:9090",
+			"EMAIL_VERIFICATION_REQUIRED": "true"},
 	}
 	for name, env := range cases {
 		if _, err := Load(getenv(env)); err == nil {

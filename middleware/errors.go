@@ -43,6 +43,12 @@ var errorStatus = map[string]int{
 	models.ErrTooManyRequests.Code:        http.StatusTooManyRequests,
 	models.ErrUnavailable.Code:            http.StatusServiceUnavailable,
 	models.ErrInternal.Code:               http.StatusInternalServerError,
+	models.ErrInvalidToken.Code:           http.StatusBadRequest,
+	models.ErrInvalidCode.Code:            http.StatusBadRequest,
+	models.ErrMFARequired.Code:            http.StatusUnauthorized,
+	models.ErrMFAEnrollmentRequired.Code:  http.StatusForbidden,
+	models.ErrEmailNotVerified.Code:       http.StatusForbidden,
+	models.ErrMFAAlreadyEnabled.Code:      http.StatusConflict,
 }
 
 // StatusOf returns the HTTP status of a coded error; 500 for an unknown code.

@@ -64,6 +64,8 @@ func TestEveryCodeHasTheContractsStatus(t *testing.T) {
 		"not_found": 404, "method_not_allowed": 405, "email_taken": 409, "last_admin": 409,
 		"payload_too_large": 413, "unsupported_media_type": 415, "too_many_requests": 429,
 		"service_unavailable": 503, "internal_error": 500,
+		"invalid_token": 400, "invalid_code": 400, "mfa_required": 401, "mfa_enrollment_required": 403,
+		"email_not_verified": 403, "mfa_already_enabled": 409,
 	}
 	seen := map[string]bool{}
 	for _, e := range models.Codes() {

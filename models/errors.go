@@ -59,6 +59,12 @@ var (
 	ErrTooManyRequests        = &Error{Code: "too_many_requests", Message: "Too many attempts; try again later."}
 	ErrUnavailable            = &Error{Code: "service_unavailable", Message: "The service is temporarily unavailable; try again shortly."}
 	ErrInternal               = &Error{Code: "internal_error", Message: "Something went wrong on our side."}
+	ErrInvalidToken           = &Error{Code: "invalid_token", Message: "This link is invalid or has expired; ask for a new one."}
+	ErrInvalidCode            = &Error{Code: "invalid_code", Message: "The code is wrong, already used or expired."}
+	ErrMFARequired            = &Error{Code: "mfa_required", Message: "Complete the login with your second factor."}
+	ErrMFAEnrollmentRequired  = &Error{Code: "mfa_enrollment_required", Message: "Set up a second factor before using admin routes."}
+	ErrEmailNotVerified       = &Error{Code: "email_not_verified", Message: "Verify your email address first: use the link we sent."}
+	ErrMFAAlreadyEnabled      = &Error{Code: "mfa_already_enabled", Message: "TOTP is already on; turn it off first."}
 )
 
 // Codes returns every coded error of the contract's table, one value per
@@ -66,7 +72,8 @@ var (
 func Codes() []*Error {
 	return []*Error{ErrInvalidJSON, ErrValidation, ErrInvalidCurrentPassword, ErrNotAuthenticated, ErrInvalidCredentials,
 		ErrForbidden, ErrCrossOrigin, ErrReauthRequired, ErrRegistrationDisabled, ErrNotFound, ErrMethodNotAllowed,
-		ErrEmailTaken, ErrLastAdmin, ErrPayloadTooLarge, ErrUnsupportedMediaType, ErrTooManyRequests, ErrUnavailable, ErrInternal}
+		ErrEmailTaken, ErrLastAdmin, ErrPayloadTooLarge, ErrUnsupportedMediaType, ErrTooManyRequests, ErrUnavailable, ErrInternal,
+		ErrInvalidToken, ErrInvalidCode, ErrMFARequired, ErrMFAEnrollmentRequired, ErrEmailNotVerified, ErrMFAAlreadyEnabled}
 }
 
 // Validation returns a validation_failed error naming the bad fields.

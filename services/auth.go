@@ -27,6 +27,9 @@ type Auth struct {
 	sessions *SessionStore
 	common   *commonpasswords.List
 	log      *slog.Logger
+	// verificationRequired refuses a login with the right password while
+	// the email is not verified (EMAIL_VERIFICATION_REQUIRED).
+	verificationRequired bool
 }
 
 // AuthOptions are the dependencies of Auth; every one is required.
@@ -37,11 +40,15 @@ type AuthOptions struct {
 	Sessions        *SessionStore
 	CommonPasswords *commonpasswords.List
 	Log             *slog.Logger
+	// VerificationRequired: a login with the right password answers
+	// email_not_verified while the user's email is not verified.
+	VerificationRequired bool
 }
 
 // NewAuth returns the authentication service.
 func NewAuth(o AuthOptions) *Auth {
-	return &Auth{users: o.Users, hasher: o.Hasher, throttle: o.Throttle, sessions: o.Sessions, common: o.CommonPasswords, log: o.Log}
+	return &Auth{users: o.Users, hasher: o.Hasher, throttle: o.Throttle, sessions: o.Sessions, common: o.CommonPasswords, log: o.Log,
+		verificationRequired: o.VerificationRequired}
 }
 
 // Registration is the input of Register and of an admin's create.
@@ -63,6 +70,15 @@ func (a *Auth) CheckNewPassword(field, password, email string) error {
 		return models.Validation(map[string]string{field: "must not be your email"})
 	}
 	return nil
+}
+
+// HashNewPassword checks a new password (CheckNewPassword, on field) and
+// returns its hash.
+func (a *Auth) HashNewPassword(ctx context.Context, field, password, email string) (string, error) {
+	if err := a.CheckNewPassword(field, password, email); err != nil {
+		return "", err
+	}
+	return a.hasher.Hash(ctx, password)
 }
 
 // Register creates a user with the user role, counting the attempt against
@@ -125,6 +141,9 @@ func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.Us
 	if rehash {
 		a.upgradeHash(ctx, user.ID, password)
 	}
+	if a.verificationRequired && !user.EmailVerified() {
+		return models.User{}, models.ErrEmailNotVerified
+	}
 	return user, nil
 }
 
@@ -178,7 +197,7 @@ func (a *Auth) ChangePassword(ctx context.Context, userID, email, current, next,
 	if _, err := a.ProvePassword(ctx, userID, email, current, ip); err != nil {
 		return models.User{}, err
 	}
-	hash, err := a.hasher.Hash(ctx, next)
+	hash, err := a.HashNewPassword(ctx, "new_password", next, email)
 	if err != nil {
 		return models.User{}, err
 	}

@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -123,6 +124,71 @@ func (a *LoginAttempt) Abandon(ctx context.Context) {
 // BeginRegister counts one registration attempt for the client IP.
 func (t *Throttle) BeginRegister(ctx context.Context, ip string) error {
 	return t.take(ctx, []counter{{"register:ip", ip, t.limits.RegisterIPMax}}, t.limits.RegisterWindow)
+}
+
+// Mail-related limits of the contract: a per-email limit on reset mails
+// (silent), and a per-user limit on verification and email-change mails.
+const (
+	mailsPerWindow = 3
+	mailWindow     = 15 * time.Minute
+)
+
+// BeginForgot counts one POST /password/forgot for the client IP, with the
+// registration limits (REGISTER_IP_MAX per REGISTER_WINDOW).
+func (t *Throttle) BeginForgot(ctx context.Context, ip string) error {
+	return t.take(ctx, []counter{{"forgot:ip", ip, t.limits.RegisterIPMax}}, t.limits.RegisterWindow)
+}
+
+// AllowResetMail counts one reset mail for the normalised email and reports
+// whether it may go out (at most 3 per 15 minutes). The refusal is silent:
+// the answer to forgot never depends on it.
+func (t *Throttle) AllowResetMail(ctx context.Context, email string) (bool, error) {
+	err := t.take(ctx, []counter{{"forgot:email", strings.ToLower(email), mailsPerWindow}}, mailWindow)
+	var throttled *ThrottledError
+	if errors.As(err, &throttled) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ClearLoginFailures forgets the failed logins of the normalised email (a
+// password reset proved the owner).
+func (t *Throttle) ClearLoginFailures(ctx context.Context, email string) error {
+	return t.redis.Do(ctx, func(ctx context.Context, conn redis.Conn) error {
+		_, err := redis.DoContext(conn, ctx, "DEL", t.keys.Throttle("login:email", strings.ToLower(email)))
+		return err
+	})
+}
+
+// BeginUserMail counts one mail of kind (verification, email-change) that the
+// user asked for: at most 3 per 15 minutes, then too_many_requests.
+func (t *Throttle) BeginUserMail(ctx context.Context, kind, userID string) error {
+	return t.take(ctx, []counter{{"mail:" + kind, userID, mailsPerWindow}}, mailWindow)
+}
+
+// BeginTokenUse reserves one attempt to use a mailed token for the client IP,
+// on the IP's login-failure counter: a wrong token counts as a failed login,
+// a right one is given back (TokenAttempt.Succeeded).
+func (t *Throttle) BeginTokenUse(ctx context.Context, ip string) (*TokenAttempt, error) {
+	if err := t.take(ctx, []counter{{"login:ip", ip, t.limits.LoginIPMaxFailures}}, t.limits.LoginWindow); err != nil {
+		return nil, err
+	}
+	return &TokenAttempt{throttle: t, ipKey: t.keys.Throttle("login:ip", ip)}, nil
+}
+
+// TokenAttempt is a reserved attempt to use a token.
+type TokenAttempt struct {
+	throttle *Throttle
+	ipKey    string
+}
+
+// Succeeded gives the attempt back: only wrong tokens count.
+func (a *TokenAttempt) Succeeded(ctx context.Context) {
+	t := a.throttle
+	_ = t.redis.Do(context.WithoutCancel(ctx), func(ctx context.Context, conn redis.Conn) error {
+		_, err := t.release.DoContext(ctx, conn, 1, a.ipKey, "give-back")
+		return err
+	})
 }
 
 // counter is one throttle counter and its limit per window.

@@ -148,10 +148,21 @@ func (u *Users) revokingTx(ctx context.Context, id string, change func(tx *gorm.
 	if !CanonicalID(id) {
 		return models.User{}, models.ErrNotFound
 	}
+	return u.revokingTxOf(ctx, func(*gorm.DB) (string, error) { return id, nil }, change, revoke)
+}
+
+// revokingTxOf is revokingTx for the user that locate finds inside the
+// transaction (the owner of a token, say).
+func (u *Users) revokingTxOf(ctx context.Context, locate func(tx *gorm.DB) (string, error),
+	change func(tx *gorm.DB, user *models.User) (bool, error), revoke Revoker) (models.User, error) {
 	db, cancel := u.ctx(ctx)
 	defer cancel()
 	var user models.User
 	err := db.Transaction(func(tx *gorm.DB) error {
+		id, err := locate(tx)
+		if err != nil {
+			return err
+		}
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&user).Error; err != nil {
 			return err
 		}
@@ -159,7 +170,7 @@ func (u *Users) revokingTx(ctx context.Context, id string, change func(tx *gorm.
 		if err != nil || !mustRevoke {
 			return err
 		}
-		_, err = revoke(ctx, id, user.SessionVersion) // an error rolls the change back
+		_, err = revoke(ctx, user.ID, user.SessionVersion) // an error rolls the change back
 		return err
 	})
 	var coded *models.Error
@@ -210,12 +221,45 @@ func lockAdmins(tx *gorm.DB, user models.User, removed bool) error {
 
 // ChangePassword stores a new password hash and ends every session of the
 // user, failing closed (see revokingTx). It returns the row as stored, whose
-// session version the caller's replacement session is created with.
+// session version the caller's replacement session is created with. Every
+// reset link and pending email change of the user is void: a thief who knew
+// the old password cannot finish an email change the owner did not stop.
 func (u *Users) ChangePassword(ctx context.Context, id, hash string, revoke Revoker) (models.User, error) {
 	return u.revokingTx(ctx, id, func(tx *gorm.DB, user *models.User) (bool, error) {
-		user.PasswordHash = hash
-		return true, writeRevoking(tx, user, map[string]any{"password_hash": hash})
+		return true, setPassword(tx, user, hash, false)
 	}, revoke)
+}
+
+// ResetPassword stores a new password for the owner of a reset token, which
+// is used up, and ends every session of the user, failing closed (see
+// revokingTx; a failure leaves the token usable). Using the link also proves
+// the email. An unknown, used, expired or superseded token is invalid_token.
+func (u *Users) ResetPassword(ctx context.Context, token, hash string, revoke Revoker) (models.User, error) {
+	return u.revokingTxOf(ctx, func(tx *gorm.DB) (string, error) {
+		t, err := takeToken(tx, token, models.TokenPasswordReset)
+		return t.UserID, err
+	}, func(tx *gorm.DB, user *models.User) (bool, error) {
+		return true, setPassword(tx, user, hash, true)
+	}, revoke)
+}
+
+// setPassword writes a new password hash to the locked row with the next
+// session version, voids the user's reset and email-change tokens, and with
+// verify marks the email verified.
+func setPassword(tx *gorm.DB, user *models.User, hash string, verify bool) error {
+	updates := map[string]any{"password_hash": hash}
+	user.PasswordHash = hash
+	if verify && user.EmailVerifiedAt == nil {
+		now := time.Now().UTC()
+		user.EmailVerifiedAt = &now
+		updates["email_verified_at"] = now
+		user.ProfileVersion++
+		updates["profile_version"] = user.ProfileVersion
+	}
+	if err := writeRevoking(tx, user, updates); err != nil {
+		return err
+	}
+	return voidTokens(tx, user.ID, models.TokenPasswordReset, models.TokenEmailChange)
 }
 
 // Delete deletes the user and every session of theirs, failing closed (see
@@ -227,6 +271,9 @@ func (u *Users) Delete(ctx context.Context, id string, revoke Revoker) error {
 			return false, err
 		}
 		user.SessionVersion++ // the mark that refuses a login racing the deletion
+		if err := voidTokens(tx, user.ID); err != nil {
+			return false, err
+		}
 		return true, tx.Delete(&models.User{}, "id = ?", user.ID).Error
 	}, revoke)
 	return err
@@ -274,6 +321,88 @@ func (u *Users) Update(ctx context.Context, id string, patch UserPatch, revoke R
 // sessions runs again and heals an earlier one that failed.
 func (u *Users) SetName(ctx context.Context, id, name string) (models.User, error) {
 	return u.updateProfile(ctx, id, map[string]any{"name": name})
+}
+
+// IssueToken stores a new mailed token of purpose for the user, proving
+// email, and supersedes the user's earlier ones of that purpose.
+func (u *Users) IssueToken(ctx context.Context, userID string, purpose models.TokenPurpose, email string, ttl time.Duration) (string, error) {
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	var token string
+	err := db.Transaction(func(tx *gorm.DB) error {
+		var err error
+		token, err = issueToken(tx, userID, purpose, email, ttl)
+		return err
+	})
+	return token, dbError(err)
+}
+
+// TokenOwner returns the user a live token of purpose belongs to, without
+// using the token up; invalid_token when there is none.
+func (u *Users) TokenOwner(ctx context.Context, token string, purpose models.TokenPurpose) (models.User, error) {
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	var t models.Token
+	err := db.Where("hash = ? AND purpose = ? AND expires_at > ?", tokenHash(token), purpose, time.Now().UTC()).Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return models.User{}, models.ErrInvalidToken
+	}
+	if err != nil {
+		return models.User{}, dbError(err)
+	}
+	var user models.User
+	err = db.Where("id = ?", t.UserID).Take(&user).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return models.User{}, models.ErrInvalidToken
+	}
+	return user, dbError(err)
+}
+
+// VerifyEmail uses up a verification or email-change token: the address it
+// was mailed to becomes the user's email, verified, with the next profile
+// version. A verification token for an address the user no longer has is
+// invalid_token; an email change to an address another account took
+// meanwhile is email_taken (and the token stays usable).
+//
+// show, called before the commit with the user as changed, makes the change
+// visible elsewhere (the sessions); its failure rolls the change back.
+func (u *Users) VerifyEmail(ctx context.Context, token string, show func(context.Context, models.User) error) (models.User, models.TokenPurpose, error) {
+	db, cancel := u.ctx(ctx)
+	defer cancel()
+	var user models.User
+	var purpose models.TokenPurpose
+	err := db.Transaction(func(tx *gorm.DB) error {
+		t, err := takeToken(tx, token, models.TokenEmailVerification, models.TokenEmailChange)
+		if err != nil {
+			return err
+		}
+		purpose = t.Purpose
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", t.UserID).Take(&user).Error; err != nil {
+			return err
+		}
+		if t.Purpose == models.TokenEmailVerification && t.Email != user.Email {
+			return models.ErrInvalidToken
+		}
+		now := time.Now().UTC()
+		user.Email, user.EmailVerifiedAt, user.ProfileVersion = t.Email, &now, user.ProfileVersion+1
+		res := tx.Model(&models.User{}).Where("id = ?", user.ID).Updates(map[string]any{"email": t.Email,
+			"email_verified_at": now, "profile_version": user.ProfileVersion, "updated_at": now})
+		if errors.Is(res.Error, gorm.ErrDuplicatedKey) {
+			return models.ErrEmailTaken
+		}
+		if res.Error != nil {
+			return res.Error
+		}
+		if err := voidTokens(tx, user.ID, models.TokenEmailVerification); err != nil {
+			return err
+		}
+		return show(ctx, user)
+	})
+	var coded *models.Error
+	if errors.As(err, &coded) {
+		return models.User{}, purpose, err
+	}
+	return user, purpose, dbError(err)
 }
 
 // updateProfile writes updates with the next profile version and returns the
