@@ -32,7 +32,7 @@ type Deps struct {
 	ReauthWindow        time.Duration
 	// MailEnabled is false in production without MAIL_URL: the mail routes answer 404.
 	MailEnabled bool
-	Now                 func() time.Time
+	Now         func() time.Time
 	// Extra middleware run first on every request (metrics), may be nil.
 	Observe gin.HandlerFunc
 	// Metrics serves GET /metrics on this router; nil when metrics are off
