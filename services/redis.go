@@ -18,6 +18,10 @@ import (
 // so the hot path costs no round trip.
 const idlePingAfter = 30 * time.Second
 
+// sentinelWatchInterval is how often the sentinels are asked for the primary
+// in the background: the longest a planned failover goes unnoticed.
+const sentinelWatchInterval = time.Second
+
 // RedisOptions configure the product's Redis access.
 type RedisOptions struct {
 	URL         string        // redis:// or rediss://, with ACL user, password and database; unused with Sentinel
@@ -40,6 +44,7 @@ type Redis struct {
 	minReplicas int
 	waitMillis  int64 // WAIT's own timeout, below the read timeout so its answer is read
 	keys        RedisKeys
+	stopWatch   context.CancelFunc // ends the Sentinel watch; nil without Sentinel
 }
 
 // NewRedis returns the Redis access for opts. It does not connect: a Redis
@@ -58,10 +63,16 @@ func NewRedis(opts RedisOptions) *Redis {
 		options = append(options, redis.DialTLSConfig(opts.TLS))
 	}
 	d := &redisDialer{url: opts.URL, options: options}
+	r := &Redis{permits: make(chan struct{}, opts.PoolSize), timeout: opts.Timeout, minReplicas: opts.MinReplicas,
+		waitMillis: max(1, (opts.Timeout - opts.Timeout/5).Milliseconds()), keys: RedisKeys{prefix: opts.KeyPrefix}}
 	if opts.Sentinel != nil {
-		d.sentinel = newSentinelDiscovery(*opts.Sentinel, options)
+		d.sentinel = newSentinelDiscovery(*opts.Sentinel, opts.Timeout, options)
+		// The watch lives as long as the pool: Close ends it.
+		var ctx context.Context
+		ctx, r.stopWatch = context.WithCancel(context.Background())
+		go d.sentinel.watch(ctx, sentinelWatchInterval)
 	}
-	pool := &redis.Pool{
+	r.pool = &redis.Pool{
 		MaxIdle:      opts.PoolSize,
 		MaxActive:    opts.PoolSize,
 		Wait:         true,
@@ -69,9 +80,7 @@ func NewRedis(opts RedisOptions) *Redis {
 		DialContext:  func(ctx context.Context) (redis.Conn, error) { return d.dial(ctx) },
 		TestOnBorrow: func(c redis.Conn, lastUsed time.Time) error { return c.(*redialConn).check(lastUsed) },
 	}
-	return &Redis{pool: pool, permits: make(chan struct{}, opts.PoolSize), timeout: opts.Timeout,
-		minReplicas: opts.MinReplicas, waitMillis: max(1, (opts.Timeout - opts.Timeout/5).Milliseconds()),
-		keys: RedisKeys{prefix: opts.KeyPrefix}}
+	return r
 }
 
 // Keys returns the key layout.
@@ -81,8 +90,13 @@ func (r *Redis) Keys() RedisKeys { return r.keys }
 // callers of the store take a permit first (Acquire).
 func (r *Redis) Pool() *redis.Pool { return r.pool }
 
-// Close closes the pool.
-func (r *Redis) Close() error { return r.pool.Close() }
+// Close ends the Sentinel watch, if any, and closes the pool.
+func (r *Redis) Close() error {
+	if r.stopWatch != nil {
+		r.stopWatch()
+	}
+	return r.pool.Close()
+}
 
 // Do runs fn on a pooled connection, bounding the wait for it and every
 // command by the Redis timeout. Any failure that is not a coded error is

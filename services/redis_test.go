@@ -105,7 +105,7 @@ func TestIsReadOnly(t *testing.T) {
 // keeps it, and a demotion seen by several connections of one generation
 // starts exactly one new generation.
 func TestSentinelGenerations(t *testing.T) {
-	s := newSentinelDiscovery(Sentinel{Addrs: []string{"a:1", "b:2", "c:3"}, Master: "m"}, nil)
+	s := newSentinelDiscovery(Sentinel{Addrs: []string{"a:1", "b:2", "c:3"}, Master: "m"}, time.Second, nil)
 	g1 := s.confirm("10.0.0.1:6379")
 	if g := s.confirm("10.0.0.1:6379"); g != g1 {
 		t.Errorf("got generation %d for the same primary, want %d", g, g1)

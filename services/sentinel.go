@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -40,6 +41,7 @@ var (
 // is retired on its next borrow.
 type sentinelDiscovery struct {
 	cfg          Sentinel
+	timeout      time.Duration // bounds one question to the sentinels in watch
 	sentinelOpts []redis.DialOption
 	nodeOpts     []redis.DialOption
 	gen          atomic.Uint64
@@ -48,7 +50,7 @@ type sentinelDiscovery struct {
 	primary      string   // the address of the current generation; empty: none yet, or forgotten
 }
 
-func newSentinelDiscovery(cfg Sentinel, common []redis.DialOption) *sentinelDiscovery {
+func newSentinelDiscovery(cfg Sentinel, timeout time.Duration, common []redis.DialOption) *sentinelDiscovery {
 	sentinelOpts := append(slices.Clone(common), redis.DialUseTLS(cfg.TLS))
 	if cfg.SentinelPassword != "" {
 		sentinelOpts = append(sentinelOpts, redis.DialPassword(cfg.SentinelPassword))
@@ -57,7 +59,8 @@ func newSentinelDiscovery(cfg Sentinel, common []redis.DialOption) *sentinelDisc
 	if cfg.Password != "" {
 		nodeOpts = append(nodeOpts, redis.DialUsername(cfg.Username), redis.DialPassword(cfg.Password))
 	}
-	return &sentinelDiscovery{cfg: cfg, sentinelOpts: sentinelOpts, nodeOpts: nodeOpts, sentinels: slices.Clone(cfg.Addrs)}
+	return &sentinelDiscovery{cfg: cfg, timeout: timeout, sentinelOpts: sentinelOpts, nodeOpts: nodeOpts,
+		sentinels: slices.Clone(cfg.Addrs)}
 }
 
 // dialPrimary asks the sentinels for the primary, connects to it and checks
@@ -148,6 +151,37 @@ func (s *sentinelDiscovery) forget(gen uint64) {
 	defer s.mu.Unlock()
 	if s.gen.CompareAndSwap(gen, gen+1) {
 		s.primary = ""
+	}
+}
+
+// watch asks the sentinels every interval which node is the primary, until
+// ctx ends. In a planned failover the old primary stays up, and keeps
+// answering as one, until the sentinels reconfigure it seconds later: without
+// asking, pooled connections would keep reading from it and writing to it
+// (writes that its demotion then discards) until a new connection happened
+// to be dialled. When the sentinels name another node, every pooled
+// connection is retired on its next borrow.
+func (s *sentinelDiscovery) watch(ctx context.Context, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		askCtx, cancel := context.WithTimeout(ctx, s.timeout)
+		addr, err := s.ask(askCtx)
+		cancel()
+		if err != nil {
+			continue // a dial will fail and say why; nothing to retire on no answer
+		}
+		s.mu.Lock()
+		if s.primary != "" && addr != s.primary {
+			s.primary = ""
+			s.gen.Add(1)
+		}
+		s.mu.Unlock()
 	}
 }
 

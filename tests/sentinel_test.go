@@ -45,6 +45,14 @@ func startSentinelTopology(t *testing.T) *sentinelTopology {
 	for range 3 {
 		topo.sentinels = append(topo.sentinels, startSentinel(t, bin, primary.port))
 	}
+	t.Cleanup(func() {
+		if t.Failed() { // what the sentinels decided, for the failure's reader
+			for _, s := range topo.sentinels {
+				log, _ := os.ReadFile(filepath.Join(s.dir, "sentinel.log"))
+				t.Logf("sentinel on %d:\n%s", s.port, tail(log, 3000))
+			}
+		}
+	})
 	deadline := time.Now().Add(15 * time.Second)
 	for _, s := range topo.sentinels {
 		for {
@@ -94,18 +102,23 @@ func (topo *sentinelTopology) node(port int) *redisProcess {
 	return nil
 }
 
-// waitReplicaOf waits until node replicates, in sync, from the primary on port.
+// waitReplicaOf waits until node replicates, in sync, from the primary on
+// port (0: the one the sentinels name).
 func (topo *sentinelTopology) waitReplicaOf(node *redisProcess, port int, limit time.Duration) {
 	topo.t.Helper()
 	deadline := time.Now().Add(limit)
+	want := port
 	for {
+		if port == 0 {
+			want = topo.primaryPort()
+		}
 		role := nodeRole(topo.t, node.port)
-		if len(role) >= 4 && role[0] == "slave" && role[2] == strconv.Itoa(port) && role[3] == "connected" {
+		if len(role) >= 4 && role[0] == "slave" && role[2] == strconv.Itoa(want) && role[3] == "connected" {
 			return
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(node.dir, "redis.log"))
-			topo.t.Fatalf("node %d is not a replica of %d in sync after %v: ROLE %v\n%s", node.port, port, limit, role, tail(log, 2000))
+			topo.t.Fatalf("node %d is not a replica of %d in sync after %v: ROLE %v\n%s", node.port, want, limit, role, tail(log, 2000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -328,13 +341,47 @@ func TestRedisSentinelFailover(t *testing.T) {
 	// The old primary comes back, is turned into a replica, and nothing breaks.
 	traffic = startMePolling(clients, 100*time.Millisecond, 40*time.Second)
 	oldPrimary.start()
-	topo.waitReplicaOf(oldPrimary, newPort, 30*time.Second)
+	topo.waitReplicaOf(oldPrimary, 0, 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	wantAll(t, "while the old primary rejoined as a replica", traffic.finish(), 200)
 	clients[1].do("POST", "/logout", nil).want(t, 200)
 	clients[1].do("GET", "/me", nil).want(t, 401, "not_authenticated")
 	late.do("GET", "/me", nil).want(t, 200)
 	s.newClient(t).login(emails[2], testPassword).want(t, 200)
+
+	// A planned failover: the old primary stays up, answering as a primary
+	// until the sentinels reconfigure it seconds later. The product follows
+	// the sentinels within about a second, not when the old primary is
+	// finally demoted: a login confirmed by a replica of the new primary
+	// within 5 s, and no 401 meanwhile.
+	live := []*client{clients[0], clients[2], clients[3], late}
+	traffic = startMePolling(live, 100*time.Millisecond, 40*time.Second)
+	conn := dialLoopback(t, topo.sentinels[0].port)
+	if _, err := conn.Do("SENTINEL", "FAILOVER", sentinelMaster); err != nil {
+		t.Fatalf("SENTINEL FAILOVER: %v", err)
+	}
+	_ = conn.Close()
+	movedAt := time.Now()
+	for topo.primaryPort() == newPort {
+		if time.Since(movedAt) > 10*time.Second {
+			t.Fatalf("SENTINEL FAILOVER named no new primary within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	switchedAt := time.Now()
+	for s.newClient(t).login(emails[3], testPassword).Status != 200 {
+		if time.Since(switchedAt) > 5*time.Second {
+			t.Fatalf("no login confirmed within 5 s of the sentinels naming a new primary")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	confirmedAt := time.Now()
+	time.Sleep(500 * time.Millisecond)
+	planned := traffic.finish()
+	wantAll(t, "during a planned failover", planned, 200, 503)
+	wantAll(t, "after a planned failover", between(planned, confirmedAt, time.Now()), 200)
+	t.Logf("planned failover: sentinels switched %v after SENTINEL FAILOVER, logins confirmed %v after that",
+		switchedAt.Sub(movedAt).Round(100*time.Millisecond), confirmedAt.Sub(switchedAt).Round(100*time.Millisecond))
 }
 
 // wantSessionOn fails unless the user's index on the node at port holds
