@@ -124,6 +124,43 @@ func (topo *sentinelTopology) waitReplicaOf(node *redisProcess, port int, limit 
 	}
 }
 
+// waitSettled waits until every sentinel sees both replicas as healthy
+// replicas of the primary, so no sentinel still means to reconfigure one (a
+// failover started meanwhile would race with it).
+func (topo *sentinelTopology) waitSettled(limit time.Duration) {
+	topo.t.Helper()
+	deadline := time.Now().Add(limit)
+	for _, s := range topo.sentinels {
+		for !s.settled() {
+			if time.Now().After(deadline) {
+				topo.t.Fatalf("sentinel on %d does not see two healthy replicas after %v", s.port, limit)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// settled reports whether the sentinel sees two replicas, each reporting the
+// replica role with its link to the primary up.
+func (s *sentinelProcess) settled() bool {
+	conn, err := redis.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port), redis.DialConnectTimeout(time.Second), redis.DialReadTimeout(time.Second))
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	replicas, err := redis.Values(conn.Do("SENTINEL", "REPLICAS", sentinelMaster))
+	if err != nil || len(replicas) != 2 {
+		return false
+	}
+	for _, r := range replicas {
+		info, err := redis.StringMap(r, nil)
+		if err != nil || info["flags"] != "slave" || info["role-reported"] != "slave" || info["master-link-status"] != "ok" {
+			return false
+		}
+	}
+	return true
+}
+
 // nodeRole is the node's ROLE answer as strings (the replica list of a
 // primary left out), or nil when it does not answer.
 func nodeRole(t *testing.T, port int) []string {
@@ -310,6 +347,12 @@ func TestRedisSentinelFailover(t *testing.T) {
 	}
 	wantAll(t, "after the failover", between(probes, healedAt, time.Now()), 200)
 
+	// The old primary comes back (the sentinels turn it into a replica, which
+	// takes them 10-20 s) while the rest is checked, and nothing breaks.
+	traffic = startMePolling(clients, 100*time.Millisecond, 60*time.Second)
+	oldPrimary.start()
+	restartedAt := time.Now()
+
 	// Nothing lost: live sessions live, ended ones stay ended.
 	for _, c := range clients {
 		c.do("GET", "/me", nil).want(t, 200)
@@ -338,11 +381,10 @@ func TestRedisSentinelFailover(t *testing.T) {
 	userID := res.want(t, 200).user().ID
 	wantSessionOn(t, newPort, s.Config.Session.KeyPrefix, userID, 2)
 
-	// The old primary comes back, is turned into a replica, and nothing breaks.
-	traffic = startMePolling(clients, 100*time.Millisecond, 40*time.Second)
-	oldPrimary.start()
 	topo.waitReplicaOf(oldPrimary, 0, 30*time.Second)
+	topo.waitSettled(30 * time.Second)
 	time.Sleep(500 * time.Millisecond)
+	t.Logf("old primary a healthy replica for every sentinel %v after its restart", time.Since(restartedAt).Round(100*time.Millisecond))
 	wantAll(t, "while the old primary rejoined as a replica", traffic.finish(), 200)
 	clients[1].do("POST", "/logout", nil).want(t, 200)
 	clients[1].do("GET", "/me", nil).want(t, 401, "not_authenticated")
