@@ -184,7 +184,12 @@ func (a *App) openRedis(cfg config.Config, log *slog.Logger) error {
 		url = embedded
 		log.Warn("REDIS_URL unset: using an in-process Redis-compatible store; sessions end with the process (development only)")
 	}
-	a.Redis = services.NewRedis(services.RedisOptions{URL: url, PoolSize: cfg.Redis.PoolSize, Timeout: cfg.Redis.Timeout,
+	tlsConfig, err := services.LoadRedisTLS(services.RedisTLSFiles(cfg.Redis.TLS))
+	if err != nil {
+		return err
+	}
+	a.Redis = services.NewRedis(services.RedisOptions{URL: url, Sentinel: (*services.Sentinel)(cfg.Redis.Sentinel),
+		TLS: tlsConfig, MinReplicas: cfg.Redis.MinReplicas, PoolSize: cfg.Redis.PoolSize, Timeout: cfg.Redis.Timeout,
 		KeyPrefix: cfg.Session.KeyPrefix})
 	a.closers = append(a.closers, func() { _ = a.Redis.Close() })
 	return nil

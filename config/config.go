@@ -78,9 +78,31 @@ type Database struct {
 
 // Redis is the session store; an empty URL is the in-process store.
 type Redis struct {
-	URL      string
-	Timeout  time.Duration
-	PoolSize int
+	URL         string         // as given; with Sentinel set, its parts are in Sentinel
+	Sentinel    *RedisSentinel // redis+sentinel:// or rediss+sentinel://; nil for one server
+	TLS         RedisTLS
+	MinReplicas int // replicas that must acknowledge a session create or revoke (WAIT)
+	Timeout     time.Duration
+	PoolSize    int
+}
+
+// RedisSentinel is a redis+sentinel:// URL taken apart (services.Sentinel).
+type RedisSentinel struct {
+	Addrs            []string // host:port of every sentinel, in the URL's order
+	Master           string   // the name the sentinels monitor
+	SentinelPassword string   // REDIS_SENTINEL_PASSWORD; empty: the sentinels ask for none
+	TLS              bool     // rediss+sentinel://: sentinels and data nodes over TLS
+	Username         string   // the data nodes' ACL user, password and database
+	Password         string
+	DB               int
+}
+
+// RedisTLS are the PEM files of a private CA and of a client certificate
+// (services.RedisTLSFiles); empty: the system's roots and no client certificate.
+type RedisTLS struct {
+	CAFile   string
+	CertFile string
+	KeyFile  string
 }
 
 // Session is the server side of sessions: signing secrets, the Redis key
@@ -220,10 +242,17 @@ func Load(getenv func(string) string) (Config, error) {
 		AutoMigrate:  p.boolean("AUTO_MIGRATE", !c.Production),
 	}
 	c.Redis = Redis{
-		URL:      p.str("REDIS_URL", ""),
-		Timeout:  p.duration("REDIS_TIMEOUT", 2*time.Second),
-		PoolSize: p.positive("REDIS_POOL_SIZE", 64),
+		URL: p.str("REDIS_URL", ""),
+		TLS: RedisTLS{
+			CAFile:   p.str("REDIS_TLS_CA_FILE", ""),
+			CertFile: p.str("REDIS_TLS_CERT_FILE", ""),
+			KeyFile:  p.str("REDIS_TLS_KEY_FILE", ""),
+		},
+		MinReplicas: p.nonNegative("REDIS_MIN_REPLICAS", 0),
+		Timeout:     p.duration("REDIS_TIMEOUT", 2*time.Second),
+		PoolSize:    p.positive("REDIS_POOL_SIZE", 64),
 	}
+	c.Redis.Sentinel = p.redisURL(c.Redis.URL, p.str("REDIS_SENTINEL_PASSWORD", ""))
 	c.Session = Session{
 		Secret:         []byte(p.str("SESSION_SECRET", "")),
 		SecretPrevious: []byte(p.str("SESSION_SECRET_PREVIOUS", "")),
@@ -298,11 +327,7 @@ func (c *Config) validate(p *parser) {
 	if c.Argon2.MemoryKiB < 8*uint32(c.Argon2.Parallelism) {
 		p.fail("ARGON2_MEMORY_KIB must be at least 8 × ARGON2_PARALLELISM")
 	}
-	if c.Redis.URL != "" {
-		if u, err := url.Parse(c.Redis.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			p.fail("REDIS_URL must look like redis://[user:pass@]host:port/db or rediss://…")
-		}
-	}
+	c.Redis.validate(p)
 	if !c.Production {
 		return
 	}
@@ -375,6 +400,19 @@ func (p *parser) positive(key string, def int) int {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
 		p.fail("%s must be a positive integer, got %q", key, v)
+		return def
+	}
+	return n
+}
+
+func (p *parser) nonNegative(key string, def int) int {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		p.fail("%s must be a whole number, 0 or more, got %q", key, v)
 		return def
 	}
 	return n

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,81 @@ func TestCookieNameDefaultsToHostPrefixOnlyWhereItHolds(t *testing.T) {
 		if c.Cookie.Name != tc.want {
 			t.Errorf("%v: got cookie name %q, want %q", tc.env, c.Cookie.Name, tc.want)
 		}
+	}
+}
+
+func TestRedisSentinelURL(t *testing.T) {
+	c, err := Load(getenv(map[string]string{
+		"REDIS_URL":               "rediss+sentinel://app:p%40ss@10.0.0.1:26379, sentinel-b ,[::1]:26380/my%20primary/3",
+		"REDIS_SENTINEL_PASSWORD": "sentinel-secret", "REDIS_MIN_REPLICAS": "1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Redis.Sentinel
+	want := RedisSentinel{Addrs: []string{"10.0.0.1:26379", "sentinel-b:26379", "[::1]:26380"}, Master: "my primary",
+		SentinelPassword: "sentinel-secret", TLS: true, Username: "app", Password: "p@ss", DB: 3}
+	if got == nil || strings.Join(got.Addrs, " ") != strings.Join(want.Addrs, " ") || got.Master != want.Master ||
+		got.SentinelPassword != want.SentinelPassword || got.TLS != want.TLS || got.Username != want.Username ||
+		got.Password != want.Password || got.DB != want.DB {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if c.Redis.MinReplicas != 1 {
+		t.Errorf("got REDIS_MIN_REPLICAS %d, want 1", c.Redis.MinReplicas)
+	}
+	c, err = Load(getenv(map[string]string{"REDIS_URL": "redis+sentinel://secret@h1:26379/m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Redis.Sentinel; s.TLS || s.Username != "" || s.Password != "secret" || s.DB != 0 || s.Master != "m" {
+		t.Errorf("got %+v, want a plain sentinel URL with the password alone (as redis-cli reads it)", s)
+	}
+	c, err = Load(getenv(map[string]string{"REDIS_URL": "redis://r:6379/0"}))
+	if err != nil || c.Redis.Sentinel != nil || c.Redis.MinReplicas != 0 {
+		t.Errorf("got %+v, %v, want one server and no replicas asked", c.Redis, err)
+	}
+}
+
+func TestRedisTopologyRefusals(t *testing.T) {
+	dir := t.TempDir()
+	pem := dir + "/ca.pem"
+	if err := os.WriteFile(pem, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"no master":           {map[string]string{"REDIS_URL": "redis+sentinel://h1:26379"}, "master name is missing"},
+		"empty sentinel":      {map[string]string{"REDIS_URL": "redis+sentinel://h1:26379,,h2/m"}, "empty"},
+		"bad port":            {map[string]string{"REDIS_URL": "redis+sentinel://h1:99999/m"}, "not a sentinel address"},
+		"bad db":              {map[string]string{"REDIS_URL": "redis+sentinel://h1/m/x"}, "database must be a number"},
+		"too deep":            {map[string]string{"REDIS_URL": "redis+sentinel://h1/m/1/2"}, "database must be a number"},
+		"query":               {map[string]string{"REDIS_URL": "redis+sentinel://h1/m?db=1"}, "not supported"},
+		"sentinel pw alone":   {map[string]string{"REDIS_URL": "redis://r:6379", "REDIS_SENTINEL_PASSWORD": "x"}, "REDIS_SENTINEL_PASSWORD"},
+		"negative replicas":   {map[string]string{"REDIS_URL": "redis://r:6379", "REDIS_MIN_REPLICAS": "-1"}, "REDIS_MIN_REPLICAS"},
+		"replicas embedded":   {map[string]string{"REDIS_MIN_REPLICAS": "1"}, "REDIS_MIN_REPLICAS needs a REDIS_URL"},
+		"tls without rediss":  {map[string]string{"REDIS_URL": "redis://r:6379", "REDIS_TLS_CA_FILE": pem}, "need a rediss://"},
+		"tls on sentinel":     {map[string]string{"REDIS_URL": "redis+sentinel://h/m", "REDIS_TLS_CA_FILE": pem}, "need a rediss://"},
+		"cert without key":    {map[string]string{"REDIS_URL": "rediss://r:6380", "REDIS_TLS_CERT_FILE": pem}, "go together"},
+		"unreadable CA":       {map[string]string{"REDIS_URL": "rediss://r:6380", "REDIS_TLS_CA_FILE": dir + "/none.pem"}, "cannot read"},
+		"unreadable key file": {map[string]string{"REDIS_URL": "rediss://r:6380", "REDIS_TLS_CERT_FILE": pem, "REDIS_TLS_KEY_FILE": dir + "/k"}, "REDIS_TLS_KEY_FILE"},
+	}
+	for name, tc := range cases {
+		_, err := Load(getenv(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error about %q", name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: the error repeats a password: %v", name, err)
+		}
+	}
+	if _, err := Load(getenv(map[string]string{"REDIS_URL": "rediss+sentinel://:secret@h/m", "REDIS_TLS_CA_FILE": pem,
+		"REDIS_TLS_CERT_FILE": pem, "REDIS_TLS_KEY_FILE": pem})); err != nil {
+		t.Errorf("got %v, want TLS files accepted with rediss+sentinel://", err)
+	}
+	if _, err := Load(getenv(map[string]string{"REDIS_URL": "redis+sentinel://:secret@h1:1,h2:x/m"})); err == nil ||
+		strings.Contains(err.Error(), "secret") {
+		t.Errorf("got %v, want a refusal that does not repeat the password", err)
 	}
 }

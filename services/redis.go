@@ -2,10 +2,9 @@ package services
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -15,15 +14,23 @@ import (
 )
 
 // idlePingAfter is how long a pooled connection may sit idle before it is
-// PINGed on borrow; fresher ones are trusted, so the hot path costs no PING.
+// checked on borrow (PING, or ROLE with Sentinel); fresher ones are trusted,
+// so the hot path costs no round trip.
 const idlePingAfter = 30 * time.Second
+
+// sentinelWatchInterval is how often the sentinels are asked for the primary
+// in the background: the longest a planned failover goes unnoticed.
+const sentinelWatchInterval = time.Second
 
 // RedisOptions configure the product's Redis access.
 type RedisOptions struct {
-	URL       string        // redis:// or rediss://, with ACL user, password and database
-	PoolSize  int           // connections at most; also the number of borrowers at once
-	Timeout   time.Duration // bounds each dial, read and write, and the wait for a connection
-	KeyPrefix string        // every key of the product starts with it
+	URL         string        // redis:// or rediss://, with ACL user, password and database; unused with Sentinel
+	Sentinel    *Sentinel     // the primary is found through Sentinel; nil: URL is the one server
+	TLS         *tls.Config   // for rediss:// and rediss+sentinel://; nil: the system's roots, no client certificate
+	MinReplicas int           // replicas that must acknowledge every DoWrite (WAIT); 0: none asked
+	PoolSize    int           // connections at most; also the number of borrowers at once
+	Timeout     time.Duration // bounds each dial, read and write, and the wait for a connection
+	KeyPrefix   string        // every key of the product starts with it
 }
 
 // Redis is the product's one way to Redis: the pool, the gate that every
@@ -31,43 +38,49 @@ type RedisOptions struct {
 // else borrows a connection, so "every borrower waits at most Timeout for a
 // connection" holds by construction, not by convention.
 type Redis struct {
-	pool    *redis.Pool
-	permits chan struct{}
-	timeout time.Duration
-	keys    RedisKeys
+	pool        *redis.Pool
+	permits     chan struct{}
+	timeout     time.Duration
+	minReplicas int
+	waitMillis  int64 // WAIT's own timeout, below the read timeout so its answer is read
+	keys        RedisKeys
+	stopWatch   context.CancelFunc // ends the Sentinel watch; nil without Sentinel
 }
 
 // NewRedis returns the Redis access for opts. It does not connect: a Redis
-// that is down at start heals when it answers. A pooled connection found dead
-// (Redis restarted while it sat idle) is replaced once, transparently: see
-// redialConn.
+// that is down at start heals when it answers. Every new connection goes to
+// the primary (found through Sentinel when configured, and checked with
+// ROLE); a pooled connection found dead, or talking to a primary since
+// demoted, is replaced once, transparently: see redialConn.
 func NewRedis(opts RedisOptions) *Redis {
-	d := redisDialer{url: opts.URL, options: []redis.DialOption{
+	options := []redis.DialOption{
 		redis.DialConnectTimeout(opts.Timeout),
 		redis.DialReadTimeout(opts.Timeout),
 		redis.DialWriteTimeout(opts.Timeout),
-	}}
-	pool := &redis.Pool{
-		MaxIdle:     opts.PoolSize,
-		MaxActive:   opts.PoolSize,
-		Wait:        true,
-		IdleTimeout: 4 * time.Minute,
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			conn, err := d.dialContext(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return &redialConn{Conn: conn, dialer: d}, nil
-		},
-		TestOnBorrow: func(c redis.Conn, lastUsed time.Time) error {
-			if time.Since(lastUsed) < idlePingAfter {
-				return nil
-			}
-			_, err := c.Do("PING")
-			return err
-		},
+		redis.DialTLSHandshakeTimeout(opts.Timeout),
 	}
-	return &Redis{pool: pool, permits: make(chan struct{}, opts.PoolSize), timeout: opts.Timeout, keys: RedisKeys{prefix: opts.KeyPrefix}}
+	if opts.TLS != nil {
+		options = append(options, redis.DialTLSConfig(opts.TLS))
+	}
+	d := &redisDialer{url: opts.URL, options: options}
+	r := &Redis{permits: make(chan struct{}, opts.PoolSize), timeout: opts.Timeout, minReplicas: opts.MinReplicas,
+		waitMillis: max(1, (opts.Timeout - opts.Timeout/5).Milliseconds()), keys: RedisKeys{prefix: opts.KeyPrefix}}
+	if opts.Sentinel != nil {
+		d.sentinel = newSentinelDiscovery(*opts.Sentinel, opts.Timeout, options)
+		// The watch lives as long as the pool: Close ends it.
+		var ctx context.Context
+		ctx, r.stopWatch = context.WithCancel(context.Background())
+		go d.sentinel.watch(ctx, sentinelWatchInterval)
+	}
+	r.pool = &redis.Pool{
+		MaxIdle:      opts.PoolSize,
+		MaxActive:    opts.PoolSize,
+		Wait:         true,
+		IdleTimeout:  4 * time.Minute,
+		DialContext:  func(ctx context.Context) (redis.Conn, error) { return d.dial(ctx) },
+		TestOnBorrow: func(c redis.Conn, lastUsed time.Time) error { return c.(*redialConn).check(lastUsed) },
+	}
+	return r
 }
 
 // Keys returns the key layout.
@@ -77,8 +90,13 @@ func (r *Redis) Keys() RedisKeys { return r.keys }
 // callers of the store take a permit first (Acquire).
 func (r *Redis) Pool() *redis.Pool { return r.pool }
 
-// Close closes the pool.
-func (r *Redis) Close() error { return r.pool.Close() }
+// Close ends the Sentinel watch, if any, and closes the pool.
+func (r *Redis) Close() error {
+	if r.stopWatch != nil {
+		r.stopWatch()
+	}
+	return r.pool.Close()
+}
 
 // Do runs fn on a pooled connection, bounding the wait for it and every
 // command by the Redis timeout. Any failure that is not a coded error is
@@ -107,9 +125,57 @@ func (r *Redis) Do(ctx context.Context, fn func(ctx context.Context, conn redis.
 }
 
 // DoWrite is Do for a write that creates or revokes a session: such writes
-// must survive a failover as far as replication allows (REDIS_MIN_REPLICAS).
+// must survive a failover as far as replication allows. With MinReplicas
+// above zero, after fn succeeds it sends WAIT on the connection fn wrote on
+// and answers service_unavailable when fewer replicas acknowledged within
+// the Redis timeout, or when that connection was replaced during fn or the
+// WAIT (WAIT counts only its own connection's writes: on a redialled one it
+// confirms nothing). The write itself may have happened: every write here
+// is safe to send again, which a 503 invites. Redis sets the offset WAIT
+// waits for to the primary's replication offset after every command of the
+// connection, write or not, so a retry that finds its work already done
+// still waits for the first attempt's write to reach the replicas.
 func (r *Redis) DoWrite(ctx context.Context, fn func(ctx context.Context, conn redis.Conn) error) error {
-	return r.Do(ctx, fn)
+	if r.minReplicas <= 0 {
+		return r.Do(ctx, fn)
+	}
+	watch := new(redialWatch)
+	outer := withRedialWatch(ctx, watch)
+	return r.Do(outer, func(ctx context.Context, conn redis.Conn) error {
+		pinned := pinnedConn{Conn: conn, ctx: ctx, watch: watch}
+		if err := fn(ctx, pinned); err != nil {
+			return err
+		}
+		// The WAIT is one call of its own, bounded by the Redis timeout
+		// whatever fn took.
+		wctx, cancel := context.WithTimeout(outer, r.timeout)
+		defer cancel()
+		return r.waitReplicas(wctx, pinned, watch)
+	})
+}
+
+// Errors of a write whose replication could not be confirmed.
+var (
+	errWriteRedialled = errors.New("the connection of a write was replaced before WAIT: nothing to confirm")
+	errReplicasTooFew = errors.New("too few replicas acknowledged the write")
+	errWaitRedialled  = errors.New("the connection of a write was replaced during WAIT: nothing confirmed")
+)
+
+// waitReplicas sends WAIT on conn, the connection that wrote.
+func (r *Redis) waitReplicas(ctx context.Context, conn pinnedConn, watch *redialWatch) error {
+	if watch.seen() {
+		return errWriteRedialled
+	}
+	acked, err := redis.Int(conn.DoContext(ctx, "WAIT", r.minReplicas, r.waitMillis))
+	switch {
+	case err != nil:
+		return err
+	case watch.seen():
+		return errWaitRedialled
+	case acked < r.minReplicas:
+		return fmt.Errorf("%w: %d of %d within %d ms", errReplicasTooFew, acked, r.minReplicas, r.waitMillis)
+	}
+	return nil
 }
 
 // Ping checks that Redis answers within ctx.
@@ -155,107 +221,4 @@ func StartEmbeddedRedis() (url string, stop func(), err error) {
 		return "", nil, fmt.Errorf("start embedded redis: %w", err)
 	}
 	return "redis://" + m.Addr() + "/0", m.Close, nil
-}
-
-// redisDialer dials one Redis connection with the pool's timeouts.
-type redisDialer struct {
-	url     string
-	options []redis.DialOption
-}
-
-func (d redisDialer) dialContext(ctx context.Context) (redis.Conn, error) {
-	return redis.DialURLContext(ctx, d.url, d.options...)
-}
-
-// dial is for redistore's context-free calls; the connect timeout bounds it.
-func (d redisDialer) dial() (redis.Conn, error) { return redis.DialURL(d.url, d.options...) }
-
-// redialConn is a pooled connection that repeats a command once on a new
-// connection when the peer turns out to have closed it since its last use.
-// Without it, every connection pooled before a Redis restart failed one
-// request with 503 (8 pooled: 8 of 16 /me in a row in
-// TestRedisRestartAnswersNo503, 12 of 16 with the pool a burst left; now none).
-// A fresh connection is never retried (Redis is really gone) and a timeout
-// never is (Redis is slow: a retry would double the bound). The one command
-// repeated could have run if Redis died after running it and before
-// answering; every write here is idempotent except a throttle count.
-type redialConn struct {
-	redis.Conn
-	dialer redisDialer
-	used   bool // a command completed on this connection
-}
-
-// Do runs the command, redialing once if the connection went stale.
-func (c *redialConn) Do(cmd string, args ...any) (any, error) {
-	reply, err := c.Conn.Do(cmd, args...)
-	if c.stale(cmd, err) {
-		if fresh, derr := c.dialer.dial(); derr == nil {
-			c.replace(fresh)
-			reply, err = c.Conn.Do(cmd, args...)
-		}
-	}
-	c.settle(err)
-	return reply, err
-}
-
-// DoContext runs the command within ctx, redialing once within ctx if the
-// connection went stale.
-func (c *redialConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
-	reply, err := redis.DoContext(c.Conn, ctx, cmd, args...)
-	if c.stale(cmd, err) {
-		if fresh, derr := c.dialer.dialContext(ctx); derr == nil {
-			c.replace(fresh)
-			reply, err = redis.DoContext(c.Conn, ctx, cmd, args...)
-		}
-	}
-	c.settle(err)
-	return reply, err
-}
-
-// DoWithTimeout runs the command with a read timeout, redialing once if the
-// connection went stale.
-func (c *redialConn) DoWithTimeout(timeout time.Duration, cmd string, args ...any) (any, error) {
-	reply, err := redis.DoWithTimeout(c.Conn, timeout, cmd, args...)
-	if c.stale(cmd, err) {
-		if fresh, derr := c.dialer.dial(); derr == nil {
-			c.replace(fresh)
-			reply, err = redis.DoWithTimeout(c.Conn, timeout, cmd, args...)
-		}
-	}
-	c.settle(err)
-	return reply, err
-}
-
-// ReceiveContext and ReceiveWithTimeout pass through (no pipelining here).
-func (c *redialConn) ReceiveContext(ctx context.Context) (any, error) {
-	return redis.ReceiveContext(c.Conn, ctx)
-}
-
-func (c *redialConn) ReceiveWithTimeout(timeout time.Duration) (any, error) {
-	return redis.ReceiveWithTimeout(c.Conn, timeout)
-}
-
-// stale reports whether a command failed because a connection that worked
-// before was closed by the peer meanwhile.
-func (c *redialConn) stale(cmd string, err error) bool {
-	return err != nil && cmd != "" && c.used && peerClosed(err)
-}
-
-func (c *redialConn) settle(err error) {
-	if err == nil || c.Conn.Err() == nil {
-		c.used = true
-	}
-}
-
-func (c *redialConn) replace(fresh redis.Conn) {
-	_ = c.Conn.Close()
-	c.Conn = fresh
-	c.used = false
-}
-
-// peerClosed reports an error of a connection the other side had closed,
-// as opposed to a timeout or a reply of Redis.
-func peerClosed(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }

@@ -20,25 +20,20 @@ import (
 // redisProcess is a redis-server of the test's own on a free loopback port,
 // persisting every write to its append-only file before answering.
 type redisProcess struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
+	t     *testing.T
+	bin   string
+	dir   string
+	port  int
+	extra []string // more redis-server arguments (replicaof, ...)
+	cmd   *exec.Cmd
 }
 
-// startRedisProcess starts redis-server, or skips in embedded mode when it
-// is not installed (with TEST_REDIS_URL set it must be there: CI runs this).
-func startRedisProcess(t *testing.T) *redisProcess {
+// startRedisProcess starts redis-server with the extra arguments, or skips
+// in embedded mode when it is not installed (with TEST_REDIS_URL set it must
+// be there: CI runs this).
+func startRedisProcess(t *testing.T, extra ...string) *redisProcess {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("TEST_REDIS_URL") == "" {
-			t.Skip("redis-server not installed (embedded mode)")
-		}
-		t.Fatalf("redis-server not found with TEST_REDIS_URL set: %v", err)
-	}
-	r := &redisProcess{t: t, bin: bin, dir: t.TempDir(), port: freePort(t)}
+	r := &redisProcess{t: t, bin: redisTool(t, "redis-server"), dir: t.TempDir(), port: freePort(t), extra: extra}
 	t.Cleanup(func() {
 		if r.cmd != nil {
 			_ = r.cmd.Process.Kill() // SIGKILL also ends a stopped process
@@ -49,14 +44,30 @@ func startRedisProcess(t *testing.T) *redisProcess {
 	return r
 }
 
+// redisTool returns the path of a Redis program, or skips in embedded mode
+// when it is not installed (with TEST_REDIS_URL set it must be there: CI
+// installs it).
+func redisTool(t *testing.T, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("TEST_REDIS_URL") == "" {
+			t.Skipf("%s not installed (embedded mode)", name)
+		}
+		t.Fatalf("%s not found with TEST_REDIS_URL set: %v", name, err)
+	}
+	return bin
+}
+
 func (r *redisProcess) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
 
 // start runs redis-server on r's port and folder (loading the append-only
 // file a previous run left) and waits until it answers PING.
 func (r *redisProcess) start() {
 	r.t.Helper()
-	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", filepath.Join(r.dir, "redis.log"))
+	args := []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
+		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", filepath.Join(r.dir, "redis.log")}
+	r.cmd = exec.Command(r.bin, append(args, r.extra...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
@@ -302,6 +313,12 @@ type meTraffic struct {
 }
 
 func startMeTraffic(clients []*client, limit time.Duration) *meTraffic {
+	return startMePolling(clients, 5*time.Millisecond, limit)
+}
+
+// startMePolling sends GET /me from every client, pausing every between two
+// requests of one client, until stopped or limit has passed.
+func startMePolling(clients []*client, every, limit time.Duration) *meTraffic {
 	tr := &meTraffic{stop: make(chan struct{})}
 	deadline := time.Now().Add(limit)
 	for _, c := range clients {
@@ -322,7 +339,7 @@ func startMeTraffic(clients []*client, limit time.Duration) *meTraffic {
 				tr.mu.Lock()
 				tr.probes = append(tr.probes, p)
 				tr.mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(every)
 			}
 		})
 	}
