@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ type Config struct {
 	Audit      Audit
 	Mail       Mail
 	Accounts   Accounts
+	MFA        MFA
 
 	// FrontendURL is the SPA's origin, for the links in mails; "" only in
 	// production without MAIL_URL.
@@ -178,6 +180,18 @@ type Accounts struct {
 	EmailVerificationRequired bool // login answers 403 email_not_verified to an unverified user
 }
 
+// MFA is the second factors' settings.
+type MFA struct {
+	// EncryptionKey encrypts TOTP secrets and keys recovery-code hashes; in
+	// development without MFA_ENCRYPTION_KEY, a key generated once and kept
+	// in KeyFile (beside the SQLite file), so a restart locks nobody out.
+	EncryptionKey  []byte
+	KeyFile        string
+	PendingTimeout time.Duration // how long a half logged-in session waits for its second factor
+	AdminRequired  bool          // admin routes answer 403 mfa_enrollment_required to an admin without a factor
+	Issuer         string        // the name authenticator apps show
+}
+
 // Metrics are the Prometheus metrics: on or off, and on a listener of their
 // own when Addr is set.
 type Metrics struct {
@@ -298,6 +312,13 @@ func Load(getenv func(string) string) (Config, error) {
 		EmailVerificationTTL:      p.duration("EMAIL_VERIFICATION_TTL", 24*time.Hour),
 		EmailVerificationRequired: p.boolean("EMAIL_VERIFICATION_REQUIRED", false),
 	}
+	c.MFA = MFA{
+		EncryptionKey:  []byte(p.str("MFA_ENCRYPTION_KEY", "")),
+		KeyFile:        filepath.Join(filepath.Dir(c.Database.SQLitePath), "mfa.key"),
+		PendingTimeout: p.duration("MFA_PENDING_TIMEOUT", 5*time.Minute),
+		AdminRequired:  p.boolean("ADMIN_MFA_REQUIRED", false),
+		Issuer:         p.str("MFA_ISSUER", "Session Auth"),
+	}
 	c.RegistrationEnabled = p.boolean("REGISTRATION_ENABLED", true)
 	c.ReauthWindow = p.duration("REAUTH_WINDOW", 15*time.Minute)
 	c.LogLevel = p.str("LOG_LEVEL", "info")
@@ -324,6 +345,9 @@ func (c *Config) validate(p *parser) {
 	if c.Cookie.SameSite == http.SameSiteNoneMode && !c.Cookie.Secure {
 		p.fail("COOKIE_SAMESITE=None needs COOKIE_SECURE=true (browsers drop it otherwise)")
 	}
+	if n := len(c.MFA.EncryptionKey); n > 0 && n < 32 {
+		p.fail("MFA_ENCRYPTION_KEY must be at least 32 bytes")
+	}
 	if c.Argon2.MemoryKiB < 8*uint32(c.Argon2.Parallelism) {
 		p.fail("ARGON2_MEMORY_KIB must be at least 8 × ARGON2_PARALLELISM")
 	}
@@ -345,6 +369,9 @@ func (c *Config) validate(p *parser) {
 	}
 	if !c.Cookie.Secure {
 		p.fail("COOKIE_SECURE=false is refused in production")
+	}
+	if len(c.MFA.EncryptionKey) < 32 {
+		p.fail("MFA_ENCRYPTION_KEY of at least 32 bytes is required in production (it encrypts TOTP secrets)")
 	}
 	if c.Accounts.EmailVerificationRequired && !c.Mail.Enabled() {
 		p.fail("EMAIL_VERIFICATION_REQUIRED=true needs MAIL_URL in production (nobody could verify)")

@@ -60,16 +60,17 @@ func TestProductionRefusesWeakSettingsAllAtOnce(t *testing.T) {
 		t.Fatal("got no error, want refusal")
 	}
 	lines := strings.Split(err.Error(), "\n")
-	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "example value", "COOKIE_SECURE"} {
+	for _, want := range []string{"DATABASE_URL", "REDIS_URL", "example value", "COOKIE_SECURE", "MFA_ENCRYPTION_KEY"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("got %q, want a line about %s", err, want)
 		}
 	}
-	if len(lines) != 4 {
-		t.Errorf("got %d lines, want one per problem (4): %q", len(lines), err)
+	if len(lines) != 5 {
+		t.Errorf("got %d lines, want one per problem (5): %q", len(lines), err)
 	}
 	c, err := Load(getenv(map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/x",
-		"REDIS_URL": "rediss://user:pw@redis:6380/2", "SESSION_SECRET": strings.Repeat("s", 32)}))
+		"REDIS_URL": "rediss://user:pw@redis:6380/2", "SESSION_SECRET": strings.Repeat("s", 32),
+		"MFA_ENCRYPTION_KEY": strings.Repeat("m", 32)}))
 	if err != nil {
 		t.Fatalf("got %v, want a valid production config", err)
 	}
@@ -77,7 +78,7 @@ func TestProductionRefusesWeakSettingsAllAtOnce(t *testing.T) {
 		t.Error("got AUTO_MIGRATE true in production, want false by default")
 	}
 	if _, err := Load(getenv(map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/x",
-		"REDIS_URL": "redis://r:6379/0", "SESSION_SECRET": "too-short"})); err == nil || !strings.Contains(err.Error(), "32 bytes") {
+		"REDIS_URL": "redis://r:6379/0", "SESSION_SECRET": "too-short", "MFA_ENCRYPTION_KEY": strings.Repeat("m", 32)})); err == nil || !strings.Contains(err.Error(), "32 bytes") {
 		t.Errorf("got %v, want the short secret refused", err)
 	}
 }
@@ -99,8 +100,10 @@ func TestInvalidValues(t *testing.T) {
 		"__Host- not Secure":       {"SESSION_COOKIE_NAME": "__Host-sid", "COOKIE_SECURE": "false"},
 		"__Secure- not Secure":     {"SESSION_COOKIE_NAME": "__Secure-sid", "COOKIE_SECURE": "false"},
 		"MAX_SESSIONS_PER_USER":    {"MAX_SESSIONS_PER_USER": "0"},
+		"MFA_ENCRYPTION_KEY short": {"MFA_ENCRYPTION_KEY": "short"},
 		"EMAIL_VERIFICATION_REQUIRED without mail": {"APP_ENV": "production", "DATABASE_URL": "postgres://db/x",
 			"REDIS_URL": "redis://r:6379/0", "SESSION_SECRET": strings.Repeat("s", 32), "METRICS_ADDR": "127.0.0.1:9090",
+			"MFA_ENCRYPTION_KEY":          strings.Repeat("m", 32),
 			"EMAIL_VERIFICATION_REQUIRED": "true"},
 	}
 	for name, env := range cases {

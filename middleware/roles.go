@@ -27,6 +27,20 @@ func RequireRole(roles ...models.Role) gin.HandlerFunc {
 	}
 }
 
+// RequireSecondFactor answers 403 mfa_enrollment_required when required and
+// the caller has no second factor (ADMIN_MFA_REQUIRED on admin routes). The
+// session's profile copy says, so it costs no database read.
+func RequireSecondFactor(required bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if rec := CurrentSession(c); required && rec != nil && !rec.TOTP && rec.Passkeys == 0 {
+			_ = c.Error(models.ErrMFAEnrollmentRequired)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
 // RequireRecentAuth answers 403 reauthentication_required to unsafe methods
 // when the caller last proved the password more than window ago.
 func RequireRecentAuth(window time.Duration, now func() time.Time) gin.HandlerFunc {

@@ -124,6 +124,8 @@ type SessionManager struct {
 	lifetimes models.SessionLifetimes
 	touch     time.Duration
 	now       func() time.Time
+	// pendingTimeout is how long a session waits for its second factor.
+	pendingTimeout time.Duration
 }
 
 // SessionManagerOptions configure a SessionManager.
@@ -135,8 +137,11 @@ type SessionManagerOptions struct {
 	Secrets   [][]byte          // the signing secret first, then older ones still accepted
 	Cookie    CookieOptions
 	Lifetimes models.SessionLifetimes
-	Touch     time.Duration    // activity is recorded at most this often
-	Now       func() time.Time // time.Now when nil
+	Touch     time.Duration // activity is recorded at most this often
+	// PendingTimeout is how long a half logged-in session waits for its
+	// second factor (MFA_PENDING_TIMEOUT).
+	PendingTimeout time.Duration
+	Now            func() time.Time // time.Now when nil
 }
 
 // NewSessionManager returns the session manager.
@@ -146,7 +151,7 @@ func NewSessionManager(o SessionManagerOptions) *SessionManager {
 	}
 	store, codecs := newGinStore(o.Redis.Pool(), o.KeyPrefix, o.Lifetimes.Absolute, o.Secrets)
 	return &SessionManager{store: store, codecs: codecs, redis: o.Redis, records: o.Records, versions: o.Versions, cookie: o.Cookie,
-		lifetimes: o.Lifetimes, touch: o.Touch, now: o.Now}
+		lifetimes: o.Lifetimes, touch: o.Touch, now: o.Now, pendingTimeout: o.PendingTimeout}
 }
 
 // Middleware installs gin-contrib/sessions for the request.
@@ -156,11 +161,37 @@ func (m *SessionManager) Middleware() gin.HandlerFunc {
 
 // RequireAuth answers 401 not_authenticated without a live session, and 503
 // when Redis cannot say (never 401: that would log the SPA out).
+// A pending session (second factor not given yet) is 401 mfa_required.
 func (m *SessionManager) RequireAuth() gin.HandlerFunc {
+	return m.require(func(rec *models.Session) error {
+		if rec.Pending {
+			return models.ErrMFARequired
+		}
+		return nil
+	})
+}
+
+// RequirePending admits only a pending session: the second step of a login.
+// Anything else is 401 not_authenticated.
+func (m *SessionManager) RequirePending() gin.HandlerFunc {
+	return m.require(func(rec *models.Session) error {
+		if !rec.Pending {
+			return models.ErrNotAuthenticated
+		}
+		return nil
+	})
+}
+
+// require loads the session and lets check refuse it; no session is 401
+// not_authenticated, Redis that cannot say is 503.
+func (m *SessionManager) require(check func(*models.Session) error) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		rec, err := m.load(c)
 		if err == nil && rec == nil {
 			err = models.ErrNotAuthenticated
+		}
+		if err == nil {
+			err = check(rec)
 		}
 		if err != nil {
 			_ = c.Error(err)
@@ -248,6 +279,9 @@ func (m *SessionManager) Login(c *gin.Context, user models.User, opts LoginOptio
 		CreatedAt: now.Unix(), LastSeenAt: now.Unix(), AuthAt: now.Unix(), AbsoluteAt: now.Add(m.lifetimes.Absolute).Unix(),
 		IP: c.ClientIP(), UserAgent: truncateUTF8(c.Request.UserAgent(), maxUserAgentLen), Forget: opts.Forget,
 	}
+	if opts.Pending {
+		rec.Pending, rec.AuthAt, rec.AbsoluteAt = true, 0, now.Add(m.pendingTimeout).Unix()
+	}
 	rec.SetProfile(user.Profile())
 	if err := m.create(c.Request.Context(), rec, user.SessionVersion); err != nil {
 		return err
@@ -256,7 +290,7 @@ func (m *SessionManager) Login(c *gin.Context, user models.User, opts LoginOptio
 	if err != nil {
 		return fmt.Errorf("sign session cookie: %w", err)
 	}
-	maxAge := int(m.lifetimes.Absolute.Seconds())
+	maxAge := int(rec.AbsoluteAt - now.Unix()) // the absolute lifetime, or the pending one
 	if rec.Forget {
 		maxAge = 0 // no Max-Age nor Expires: the cookie ends with the browser
 	}
@@ -271,6 +305,10 @@ type LoginOptions struct {
 	// Forget is a login without "remember": the cookie ends with the
 	// browser; the server-side lifetimes are the same.
 	Forget bool
+	// Pending is the first step of a login with a second factor: the
+	// session lives the pending timeout and proves nothing but the password
+	// until the second step replaces it with a full one.
+	Pending bool
 }
 
 // create stores rec. A login refused only because the user's sessions were

@@ -35,6 +35,13 @@ type User struct {
 	// row so that a listing and the session's profile copy need no join.
 	TOTPEnabled  bool `gorm:"not null;default:false"`
 	PasskeyCount int  `gorm:"not null;default:0"`
+	// TOTPSecret is the active TOTP secret, TOTPPending one being set up,
+	// both sealed with the MFA key (never in clear, never in a session or a
+	// log); TOTPLastStep is the last time step accepted, so a code is accepted
+	// only once.
+	TOTPSecret   []byte `json:"-"`
+	TOTPPending  []byte `json:"-"`
+	TOTPLastStep int64  `gorm:"not null;default:0" json:"-"`
 	// ProfileVersion grows with every change of what GET /me shows (name,
 	// email, email_verified, mfa), so the copies in the sessions can tell a
 	// newer profile from an older one.

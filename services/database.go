@@ -76,7 +76,7 @@ func OpenDatabase(opts DatabaseOptions) (*gorm.DB, error) {
 // calls follow a password hash, so one more round trip does not show.
 func pingBeforeReuse(context.Context, stdlib.ShouldPingParams) bool { return true }
 
-// Migrate applies the schema (users, audit log, mailed tokens), in one transaction. Users that exist when
+// Migrate applies the schema (users, audit log, mailed tokens, second factors), in one transaction. Users that exist when
 // email verification is introduced count as verified (they were trusted
 // before it existed); a migration that fails leaves the schema as it was, so
 // a rerun does that again.
@@ -84,7 +84,7 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		m := tx.Migrator()
 		introducing := m.HasTable(&models.User{}) && !m.HasColumn(&models.User{}, "EmailVerifiedAt")
-		if err := tx.AutoMigrate(&models.User{}, &models.AuditEvent{}, &models.Token{}); err != nil {
+		if err := tx.AutoMigrate(&models.User{}, &models.AuditEvent{}, &models.Token{}, &models.RecoveryCode{}, &models.Passkey{}); err != nil {
 			return err
 		}
 		if introducing {

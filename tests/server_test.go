@@ -60,6 +60,7 @@ func newDeps(t testing.TB, settings env) *testDeps {
 	base := env{
 		"APP_ENV": "development", "COOKIE_SECURE": "false", "ARGON2_MEMORY_KIB": "64", "ARGON2_ITERATIONS": "1",
 		"HASH_CONCURRENCY": "4", "SESSION_SECRET": "test-secret-test-secret-test-secret-0001",
+		"MFA_ENCRYPTION_KEY": "test-mfa-key-test-mfa-key-test-mfa-key-01",
 		"SESSION_KEY_PREFIX": "t" + randomHex(6) + ":", "LOG_LEVEL": "debug",
 	}
 	if dsn := os.Getenv("TEST_DATABASE_URL"); dsn != "" {
