@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -71,7 +72,7 @@ type LoginAttempt struct {
 // BeginLogin reserves one password attempt for the normalised email and the
 // client IP, or fails with too_many_requests carrying what is left of the window.
 func (t *Throttle) BeginLogin(ctx context.Context, email, ip string) (*LoginAttempt, error) {
-	a := &LoginAttempt{throttle: t, emailKey: t.keys.Throttle("login:email", strings.ToLower(email)), ipKey: t.keys.Throttle("login:ip", ip)}
+	a := &LoginAttempt{throttle: t, emailKey: t.keys.Throttle("login:email", strings.ToLower(email)), ipKey: t.keys.Throttle("login:ip", clientIPKey(ip))}
 	err := t.take(ctx, []string{a.emailKey, a.ipKey}, []int{t.limits.LoginMaxFailures, t.limits.LoginIPMaxFailures}, t.limits.LoginWindow)
 	if err != nil {
 		return nil, err
@@ -104,7 +105,28 @@ func (a *LoginAttempt) Abandon(ctx context.Context) {
 
 // BeginRegister counts one registration attempt for the client IP.
 func (t *Throttle) BeginRegister(ctx context.Context, ip string) error {
-	return t.take(ctx, []string{t.keys.Throttle("register:ip", ip)}, []int{t.limits.RegisterIPMax}, t.limits.RegisterWindow)
+	return t.take(ctx, []string{t.keys.Throttle("register:ip", clientIPKey(ip))}, []int{t.limits.RegisterIPMax}, t.limits.RegisterWindow)
+}
+
+// clientIPKey is what one client IP is counted as: an IPv4 address as it
+// is, an IPv6 address by its /64 (one subscriber's network, whose other
+// addresses cost an attacker nothing) and an IPv4-mapped IPv6 address as its
+// IPv4 address, so neither rotating addresses in a /64 nor writing one
+// address two ways escapes a per-IP limit. Anything unparsable is kept as is.
+func clientIPKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() {
+		return addr.String()
+	}
+	network, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return network.String()
 }
 
 func (t *Throttle) take(ctx context.Context, keys []string, limits []int, window time.Duration) error {
