@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/sessionauth/api/models"
 	"github.com/sessionauth/api/services/commonpasswords"
 )
@@ -50,8 +52,12 @@ type Registration struct {
 	Role                  models.Role
 }
 
-// NormalizeEmail trims and lower-cases an email, the form it is stored and throttled in.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// NormalizeEmail returns an email in NFKC, trimmed and lower-cased: the form
+// it is stored, looked up and throttled in (full-width "ａｄａ" is "ada").
+// EmailProblem then refuses what is not ASCII.
+func NormalizeEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(norm.NFKC.String(email)))
+}
 
 // CheckNewPassword refuses a common password or one equal to the email
 // (ASVS 6.2.4) as validation_failed on field.
@@ -188,17 +194,18 @@ func (a *Auth) ChangePassword(ctx context.Context, userID, email, current, next,
 // ValidateRegistration checks a registration made outside HTTP (the
 // create-user command) with the contract's rules.
 func ValidateRegistration(in Registration) error {
-	at := strings.LastIndex(in.Email, "@")
 	n := utf8.RuneCountInString(in.Password)
 	switch {
-	case at < 1 || at == len(in.Email)-1 || len(in.Email) > 254 || strings.ContainsAny(in.Email, " \t\r\n"):
-		return fmt.Errorf("email %q is not a valid email address", in.Email)
-	case in.Name == "" || utf8.RuneCountInString(in.Name) > 100:
-		return errors.New("name must be 1 to 100 characters")
+	case EmailProblem(in.Email) != "":
+		return fmt.Errorf("email %q %s", in.Email, EmailProblem(in.Email))
+	case NameProblem(in.Name) != "":
+		return fmt.Errorf("name %s", NameProblem(in.Name))
 	case !in.Role.Valid():
 		return fmt.Errorf("role %q is not valid (want user or admin)", in.Role)
 	case n < 8 || n > 128:
 		return errors.New("password must be 8 to 128 characters")
+	case !PlainText(in.Password):
+		return errors.New("password " + PlainTextProblem)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/sessionauth/api/models"
@@ -61,9 +62,19 @@ func dbError(err error) error {
 		return models.ErrNotFound
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return models.ErrEmailTaken
+	case isDataException(err):
+		// SQLSTATE class 22: PostgreSQL could not take a value as its
+		// column's type (a malformed id, a NUL byte). Input the API did not
+		// refuse names no row; it is not an outage to alert on.
+		return models.ErrNotFound
 	default:
 		return models.Unavailable("database", err)
 	}
+}
+
+func isDataException(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
 }
 
 // Create inserts a user; a taken email is email_taken.
@@ -86,15 +97,16 @@ func (u *Users) FindByEmail(ctx context.Context, email string) (models.User, err
 	return user, dbError(err)
 }
 
-// FindByID returns the user, or not_found (also for a malformed id).
+// FindByID returns the user, or not_found (also for an id that is not a
+// canonical UUID).
 func (u *Users) FindByID(ctx context.Context, id string) (models.User, error) {
-	if uuid.Validate(id) != nil {
+	if !ValidUserID(id) {
 		return models.User{}, models.ErrNotFound
 	}
 	db, cancel := u.ctx(ctx)
 	defer cancel()
 	var user models.User
-	err := db.Where("id = ?", strings.ToLower(id)).Take(&user).Error
+	err := db.Where("id = ?", id).Take(&user).Error
 	return user, dbError(err)
 }
 

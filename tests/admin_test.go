@@ -180,7 +180,7 @@ func TestAdminPatchRevokesSessionsOnlyWhenRoleOrDisabledChanges(t *testing.T) {
 		t.Fatalf("got %v, want the new role", me)
 	}
 
-	if u := admin.do("PATCH", "/admin/users/"+strings.ToUpper(id), map[string]any{"disabled": true}).want(t, 200).user(); u.Disabled != true {
+	if u := admin.do("PATCH", path, map[string]any{"disabled": true}).want(t, 200).user(); u.Disabled != true {
 		t.Fatalf("got %v, want disabled", u)
 	}
 	x3.do("GET", "/me", nil).want(t, 401, "not_authenticated")
