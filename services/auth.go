@@ -17,7 +17,7 @@ import (
 // PasswordHasher hashes and verifies passwords; *Hasher is the real one.
 type PasswordHasher interface {
 	Hash(ctx context.Context, password string) (string, error)
-	Verify(ctx context.Context, password, encoded string) (ok, rehash bool, err error)
+	Verify(ctx context.Context, password, encoded string) (Verification, error)
 	DummyHash() string
 }
 
@@ -28,22 +28,29 @@ type Auth struct {
 	throttle *Throttle
 	sessions *SessionStore
 	common   *commonpasswords.List
+	pacer    *LoginPacer
 	log      *slog.Logger
 }
 
-// AuthOptions are the dependencies of Auth; every one is required.
+// AuthOptions are the dependencies of Auth; every one is required but
+// Pacer (nil: a LoginPacer padding by at most MaxLoginPadding).
 type AuthOptions struct {
 	Users           *Users
 	Hasher          PasswordHasher
 	Throttle        *Throttle
 	Sessions        *SessionStore
 	CommonPasswords *commonpasswords.List
+	Pacer           *LoginPacer
 	Log             *slog.Logger
 }
 
 // NewAuth returns the authentication service.
 func NewAuth(o AuthOptions) *Auth {
-	return &Auth{users: o.Users, hasher: o.Hasher, throttle: o.Throttle, sessions: o.Sessions, common: o.CommonPasswords, log: o.Log}
+	if o.Pacer == nil {
+		o.Pacer = NewLoginPacer(MaxLoginPadding)
+	}
+	return &Auth{users: o.Users, hasher: o.Hasher, throttle: o.Throttle, sessions: o.Sessions, common: o.CommonPasswords,
+		pacer: o.Pacer, log: o.Log}
 }
 
 // Registration is the input of Register and of an admin's create.
@@ -94,7 +101,9 @@ func (a *Auth) create(ctx context.Context, in Registration) (models.User, error)
 
 // Login checks email and password. An unknown email, a wrong password and a
 // disabled account all answer invalid_credentials, and an unknown email still
-// verifies a dummy hash of the same parameters, so all three cost the same.
+// verifies a dummy hash of the current parameters. Every failure is then
+// padded to the slowest hash family seen (LoginPacer), so neither an unknown
+// email nor a legacy hash (bcrypt, older Argon2id) shows in the time taken.
 func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.User, error) {
 	attempt, err := a.throttle.BeginLogin(ctx, email, ip)
 	if err != nil {
@@ -108,7 +117,7 @@ func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.Us
 		attempt.Abandon(ctx) // no verdict: a 503 is not a failed login
 		return models.User{}, err
 	}
-	ok, rehash, err := a.hasher.Verify(ctx, password, hash)
+	v, err := a.hasher.Verify(ctx, password, hash)
 	if err != nil {
 		var coded *models.Error
 		if errors.As(err, &coded) {
@@ -116,15 +125,17 @@ func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.Us
 			return models.User{}, err
 		}
 		a.log.ErrorContext(ctx, "stored password hash unreadable", "user_id", user.ID, "err", err)
-		ok = false
+		v.OK = false
 	}
-	if !ok || user.ID == "" || user.Disabled {
+	a.pacer.Observe(v.Family, v.Took)
+	if !v.OK || user.ID == "" || user.Disabled {
+		a.pacer.Wait(ctx, v.Took) // after the slot is released: a wait costs no CPU
 		return models.User{}, models.ErrInvalidCredentials
 	}
 	if err := attempt.Succeeded(ctx); err != nil {
 		return models.User{}, err
 	}
-	if rehash {
+	if v.Rehash {
 		a.upgradeHash(ctx, user.ID, password)
 	}
 	return user, nil
@@ -154,16 +165,17 @@ func (a *Auth) ProvePassword(ctx context.Context, userID, email, password, ip st
 		attempt.Abandon(ctx) // no verdict: a 503 is not a failed proof
 		return models.User{}, err
 	}
-	ok, _, err := a.hasher.Verify(ctx, password, user.PasswordHash)
+	v, err := a.hasher.Verify(ctx, password, user.PasswordHash)
 	if err != nil {
 		var coded *models.Error
 		if errors.As(err, &coded) {
 			attempt.Abandon(ctx)
 			return models.User{}, err
 		}
-		ok = false
+		v.OK = false
 	}
-	if !ok || user.Disabled {
+	a.pacer.Observe(v.Family, v.Took)
+	if !v.OK || user.Disabled {
 		return models.User{}, models.ErrInvalidCurrentPassword
 	}
 	return user, attempt.Succeeded(ctx)

@@ -1,0 +1,91 @@
+package services
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// MaxLoginPadding is the most a failed login is made to wait. It is above
+// the verification time of any hash an import is likely to bring (bcrypt
+// cost 14 takes about a second) and bounds how long a failure holds its
+// request, whatever the estimates say.
+const MaxLoginPadding = 2 * time.Second
+
+// maxHashFamilies bounds the estimates kept; the families are the cost
+// settings of stored hashes, so there are only a handful.
+const maxHashFamilies = 32
+
+// LoginPacer makes every failed login take as long as a verification of the
+// slowest hash family seen, so the time of a failure does not tell an
+// unknown email from an account whose stored hash is bcrypt or Argon2id of
+// other parameters. It keeps a running estimate of each family's
+// verification time, as verifications happen, and a failure waits the
+// difference between the slowest estimate and its own verification.
+//
+// The wait is a timer in the request's own goroutine, after the hashing slot
+// is released: it costs no CPU and no slot, so padding cannot slow anyone's
+// hashing. How many failures wait at once is bounded by how fast the slots
+// can verify, times MaxLoginPadding.
+type LoginPacer struct {
+	mu        sync.Mutex
+	estimates map[string]time.Duration
+	limit     time.Duration
+	// sleep waits d or until ctx ends; tests replace it to see what is asked.
+	sleep func(ctx context.Context, d time.Duration)
+}
+
+// NewLoginPacer returns a pacer that pads failures by at most limit.
+func NewLoginPacer(limit time.Duration) *LoginPacer {
+	return &LoginPacer{estimates: map[string]time.Duration{}, limit: limit, sleep: sleepContext}
+}
+
+// Observe records one verification of a hash of family that took took
+// (hashing only, the wait for a slot excluded). The estimate moves by an
+// eighth of the difference, and a sample counts as at most twice or at
+// least half the estimate, so one verification slowed by a busy machine
+// cannot raise the padding of every later failure by much.
+func (p *LoginPacer) Observe(family string, took time.Duration) {
+	if family == "" || took <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	est, seen := p.estimates[family]
+	switch {
+	case seen:
+		sample := min(max(took, est/2), 2*est)
+		p.estimates[family] = est + (sample-est)/8
+	case len(p.estimates) < maxHashFamilies:
+		p.estimates[family] = took
+	}
+}
+
+// Pad returns how long a failed login whose verification took took must
+// still wait: the slowest family's estimate minus took, at most the limit.
+func (p *LoginPacer) Pad(took time.Duration) time.Duration {
+	p.mu.Lock()
+	var slowest time.Duration
+	for _, est := range p.estimates {
+		slowest = max(slowest, est)
+	}
+	p.mu.Unlock()
+	return min(max(slowest-took, 0), p.limit)
+}
+
+// Wait pads a failed login whose verification took took; it returns early
+// when ctx ends (the client has gone, nobody is timing the answer).
+func (p *LoginPacer) Wait(ctx context.Context, took time.Duration) {
+	if d := p.Pad(took); d > 0 {
+		p.sleep(ctx, d)
+	}
+}
+
+func sleepContext(ctx context.Context, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}

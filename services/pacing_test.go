@@ -1,0 +1,143 @@
+package services
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionauth/api/models"
+)
+
+func TestLoginPacerPadsToTheSlowestFamilyWithinTheLimit(t *testing.T) {
+	p := NewLoginPacer(time.Second)
+	if got := p.Pad(0); got != 0 {
+		t.Fatalf("got %v before any verification, want 0", got)
+	}
+	p.Observe("argon2id m=19456,t=2,p=1", 28*time.Millisecond)
+	p.Observe("bcrypt cost 12", 270*time.Millisecond)
+	p.Observe("argon2id m=4096,t=1,p=1", 7*time.Millisecond)
+	p.Observe("", time.Hour) // an unreadable hash teaches nothing
+	for took, want := range map[time.Duration]time.Duration{
+		28 * time.Millisecond:  242 * time.Millisecond,
+		7 * time.Millisecond:   263 * time.Millisecond,
+		270 * time.Millisecond: 0,
+		300 * time.Millisecond: 0, // a slow verification of the slowest family waits nothing more
+	} {
+		if got := p.Pad(took); got != want {
+			t.Errorf("Pad(%v): got %v, want %v", took, got, want)
+		}
+	}
+	p.Observe("bcrypt cost 16", 5*time.Second)
+	if got := p.Pad(0); got != time.Second {
+		t.Fatalf("got %v, want the limit of 1s", got)
+	}
+}
+
+// TestLoginPacerBoundsWhatOneSampleDoes: a verification slowed down (a busy
+// machine, or an attacker loading it) moves the estimate by at most an
+// eighth of twice the estimate, so it cannot make every later failure wait
+// much longer.
+func TestLoginPacerBoundsWhatOneSampleDoes(t *testing.T) {
+	p := NewLoginPacer(MaxLoginPadding)
+	p.Observe("f", 100*time.Millisecond)
+	p.Observe("f", 10*time.Second)
+	if got := p.Pad(0); got != 112500*time.Microsecond {
+		t.Fatalf("got %v after one outlier, want 112.5ms", got)
+	}
+	for range 100 {
+		p.Observe("f", 200*time.Millisecond)
+	}
+	if got := p.Pad(0); got < 195*time.Millisecond || got > 200*time.Millisecond {
+		t.Fatalf("got %v, want the estimate to follow a lasting change to about 200ms", got)
+	}
+	for i := range 2 * maxHashFamilies {
+		p.Observe(string(rune('a'+i)), time.Millisecond)
+	}
+	if n := len(p.estimates); n != maxHashFamilies {
+		t.Fatalf("got %d estimates, want at most %d", n, maxHashFamilies)
+	}
+}
+
+// TestFailedLoginsWaitForTheSlowestFamily drives Auth.Login through every
+// failure path with a fake clock: the hasher reports how long each family
+// takes and the pacer records the sleep it is asked for, so every failure
+// must ask for the slowest family's time minus its own.
+func TestFailedLoginsWaitForTheSlowestFamily(t *testing.T) {
+	hasher := &countingHasher{dummy: "current:no password matches this", took: map[string]time.Duration{
+		"current": 28 * time.Millisecond, "bcrypt12": 270 * time.Millisecond, "argon-old": 7 * time.Millisecond,
+	}}
+	var asked []time.Duration
+	pacer := NewLoginPacer(MaxLoginPadding)
+	pacer.sleep = func(_ context.Context, d time.Duration) { asked = append(asked, d) }
+	auth, users := newTestAuthWithPacer(t, hasher, pacer)
+	ctx := context.Background()
+	for email, hash := range map[string]string{"current@example.com": "current:right password",
+		"legacy@example.com": "bcrypt12:right password", "old@example.com": "argon-old:right password",
+		"disabled@example.com": "current:right password"} {
+		user, err := users.Create(ctx, NewUser{Email: email, Name: "U", Role: models.RoleUser, PasswordHash: hash})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if email == "disabled@example.com" {
+			disabled := true
+			if _, _, err := users.Update(ctx, user.ID, UserPatch{Disabled: &disabled}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A legacy user logs in: the bcrypt family is now known, and a success waits nothing.
+	if _, err := auth.Login(ctx, "legacy@example.com", "right password", "192.0.2.1"); err != nil || len(asked) != 0 {
+		t.Fatalf("got %v and sleeps %v, want a success that waits nothing", err, asked)
+	}
+	cases := []struct {
+		name, email, password string
+		want                  time.Duration
+	}{
+		{"unknown email", "nobody@example.com", "any password", 242 * time.Millisecond},
+		{"wrong password", "current@example.com", "wrong password", 242 * time.Millisecond},
+		{"disabled", "disabled@example.com", "right password", 242 * time.Millisecond},
+		{"older argon2id", "old@example.com", "wrong password", 263 * time.Millisecond},
+		{"bcrypt cost 12", "legacy@example.com", "wrong password", 0},
+	}
+	for _, tc := range cases {
+		asked = nil
+		if _, err := auth.Login(ctx, tc.email, tc.password, "192.0.2.1"); !errors.Is(err, models.ErrInvalidCredentials) {
+			t.Fatalf("%s: got %v, want invalid_credentials", tc.name, err)
+		}
+		var got time.Duration
+		for _, d := range asked {
+			got += d
+		}
+		if got != tc.want {
+			t.Errorf("%s: got a wait of %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestPaddingHoldsNoHashingSlot: while a failed login waits, another
+// verification gets the only hashing slot at once, so padding cannot
+// starve the logins of others.
+func TestPaddingHoldsNoHashingSlot(t *testing.T) {
+	h, err := NewHasher(Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}, 1, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pacer := NewLoginPacer(MaxLoginPadding)
+	pacer.Observe("bcrypt cost 14", time.Second)
+	waiting, done := make(chan struct{}), make(chan struct{})
+	pacer.sleep = func(context.Context, time.Duration) {
+		close(waiting)
+		<-done
+	}
+	auth, _ := newTestAuthWithPacer(t, h, pacer)
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = auth.Login(context.Background(), "nobody@example.com", "a guess", "192.0.2.2") })
+	<-waiting
+	if _, err := h.Verify(context.Background(), "another", h.DummyHash()); err != nil {
+		t.Fatalf("got %v while a failure was padded, want the slot free", err)
+	}
+	close(done)
+	wg.Wait()
+}
