@@ -27,7 +27,7 @@ type App struct {
 	// Handler is the whole HTTP API.
 	Handler http.Handler
 	// Metrics serves GET /metrics for a listener of its own (METRICS_ADDR);
-	// nil when metrics are off.
+	// nil when metrics are off, or in production without METRICS_ADDR.
 	Metrics http.Handler
 	DB      *gorm.DB
 	Redis   *services.Redis
@@ -71,8 +71,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		app.migrate(ctx, bg, log)
 	}
 
-	var metrics *middleware.Metrics // nil: METRICS_ENABLED=false, and records nothing
-	if cfg.Metrics.Enabled {
+	// Metrics are served on METRICS_ADDR when set, else on the API's own port
+	// in development only: in production they would show every visitor the
+	// traffic, the logins and the outages, so without an address there are none.
+	var metrics *middleware.Metrics // nil: none, and records nothing
+	if cfg.Metrics.Enabled && (cfg.Metrics.Addr != "" || !cfg.Production) {
 		metrics = middleware.NewMetrics()
 		app.Metrics = metrics.Handler()
 	}
@@ -92,7 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		Redis: app.Redis, Records: sessionStore, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
 		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
 	})
-	var publicMetrics http.Handler // on the API's own port only without METRICS_ADDR
+	var publicMetrics http.Handler // on the API's own port only without METRICS_ADDR (and so never in production)
 	if cfg.Metrics.Addr == "" {
 		publicMetrics = app.Metrics
 	}

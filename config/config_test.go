@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -120,5 +121,30 @@ func TestWarnsAboutTheExampleSecretInDevelopment(t *testing.T) {
 	}
 	if w := c.Warnings(); len(w) != 0 {
 		t.Errorf("got warnings %q, want none", w)
+	}
+}
+
+func TestWarnsThatProductionServesNoMetricsWithoutAnAddress(t *testing.T) {
+	prod := map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/app", "REDIS_URL": "redis://redis:6379/0",
+		"SESSION_SECRET": strings.Repeat("s", 32)}
+	for _, tc := range []struct {
+		extra map[string]string
+		warn  bool
+	}{
+		{nil, true},
+		{map[string]string{"METRICS_ADDR": "127.0.0.1:9090"}, false},
+		{map[string]string{"METRICS_ENABLED": "false"}, false},
+		{map[string]string{"APP_ENV": "development"}, false},
+	} {
+		settings := maps.Clone(prod)
+		maps.Copy(settings, tc.extra)
+		c, err := Load(getenv(settings))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := c.Warnings()
+		if warned := len(w) == 1 && strings.Contains(w[0], "METRICS_ADDR"); warned != tc.warn || len(w) > 1 {
+			t.Errorf("%v: got warnings %q, want a METRICS_ADDR warning: %v", tc.extra, w, tc.warn)
+		}
 	}
 }
