@@ -159,3 +159,17 @@ func TestPerIPLimitsCountIPv6NetworksAndMappedIPv4(t *testing.T) {
 	register("::ffff:203.0.113.44").want(t, 201)
 	register("203.0.113.44").want(t, 429, "too_many_requests")
 }
+
+// TestLookAlikeSpellingsShareOneEmailCount: the email is normalised (NFKC,
+// case, spaces) before it is counted, so writing it in full-width letters
+// does not buy an attacker a fresh count of failures.
+func TestLookAlikeSpellingsShareOneEmailCount(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, env{"LOGIN_MAX_FAILURES": "3"})
+	email := uniqueEmail("counted")
+	s.newClient(t).register(email)
+	s.newClient(t).login(email, "wrong password 1").want(t, 401)
+	s.newClient(t).login(fullWidth(email), "wrong password 2").want(t, 401)
+	s.newClient(t).login(" "+fullWidth(strings.ToUpper(email)), "wrong password 3").want(t, 401)
+	s.newClient(t).login(email, testPassword).want(t, 429, "too_many_requests")
+}
