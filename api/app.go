@@ -91,6 +91,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		Sessions: sessionStore, CommonPasswords: commonpasswords.New(), Log: log,
 	})
 	app.Admin = services.NewAdmin(app.Users, auth, sessionStore)
+	app.workers.Go(func() { learnHashCosts(bg, auth, log) })
 	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
 		Redis: app.Redis, Records: sessionStore, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
 		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
@@ -192,6 +193,27 @@ func (a *App) migrate(ctx, bg context.Context, log *slog.Logger) {
 			}
 		}
 	})
+}
+
+// learnHashCosts has the login pacer measure each password hash family
+// stored in the database, so failed logins are padded to the slowest one
+// moments after a start rather than after that family's first login. It
+// retries while the database does not answer.
+func learnHashCosts(bg context.Context, auth *services.Auth, log *slog.Logger) {
+	for {
+		ctx, cancel := context.WithTimeout(bg, time.Minute)
+		families, err := auth.LearnHashCosts(ctx)
+		cancel()
+		if err == nil {
+			log.Info("password hash families measured", "families", families)
+			return
+		}
+		select {
+		case <-bg.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // sessionSecrets returns the signing secret first and the previous one, if

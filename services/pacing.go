@@ -2,6 +2,8 @@ package services
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -88,4 +90,48 @@ func sleepContext(ctx context.Context, d time.Duration) {
 	case <-timer.C:
 	case <-ctx.Done():
 	}
+}
+
+// LearnHashCosts measures, once, the verification of one stored hash of each
+// family present in the database, so failures are padded to the slowest
+// family from the start instead of from that family's first login: an
+// instance that has just started must not answer a probe of a legacy account
+// slower than one of an unknown email. Each family is verified three times
+// and the median kept, so one slow start-up moment does not set the padding.
+// It returns the families measured.
+func (a *Auth) LearnHashCosts(ctx context.Context) ([]string, error) {
+	dummy := a.hasher.DummyHash()
+	samples, err := a.users.HashSamples(ctx, paramsPrefix(dummy), maxHashFamilies)
+	if err != nil {
+		return nil, err
+	}
+	families := []string{}
+	for _, hash := range append(samples, dummy) {
+		var family string
+		var took []time.Duration
+		for range 3 {
+			// Nobody's password: NUL is refused in every password the API takes.
+			v, err := a.hasher.Verify(ctx, "\x00", hash)
+			if err != nil || v.Family == "" {
+				break
+			}
+			family, took = v.Family, append(took, v.Took)
+		}
+		if len(took) == 3 {
+			slices.Sort(took)
+			a.pacer.Observe(family, took[1])
+			families = append(families, family)
+		}
+	}
+	return families, ctx.Err()
+}
+
+// paramsPrefix is a PHC hash up to its salt ("$argon2id$v=19$m=…,t=…,p=…$"),
+// or the whole string when it is not of that form.
+func paramsPrefix(hash string) string {
+	parts := strings.SplitAfterN(hash, "$", 5)
+	if len(parts) < 5 {
+		return hash
+	}
+	return strings.Join(parts[:4], "")
 }

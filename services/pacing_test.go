@@ -3,9 +3,13 @@ package services
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sessionauth/api/models"
 )
@@ -140,4 +144,53 @@ func TestPaddingHoldsNoHashingSlot(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
+}
+
+// TestLearnHashCostsMeasuresEveryStoredFamilyAtStart: the families come
+// from the database, so the first probe of a legacy account after a start is
+// already padded like the others.
+func TestLearnHashCostsMeasuresEveryStoredFamilyAtStart(t *testing.T) {
+	h, err := NewHasher(Argon2Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pacer := NewLoginPacer(MaxLoginPadding)
+	auth, users := newTestAuthWithPacer(t, h, pacer)
+	ctx := context.Background()
+	older := mustHash(t, "pw", 32)
+	bc4, _ := bcrypt.GenerateFromPassword([]byte("pw"), 4)
+	bc5, _ := bcrypt.GenerateFromPassword([]byte("pw"), 5)
+	bc5b, _ := bcrypt.GenerateFromPassword([]byte("other"), 5)
+	current, _ := h.Hash(ctx, "pw")
+	for i, hash := range []string{older, string(bc4), string(bc5), string(bc5b), current, current, "garbage"} {
+		if _, err := users.Create(ctx, NewUser{Email: fmt.Sprintf("u%d@example.com", i), Name: "U", Role: models.RoleUser, PasswordHash: hash}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	samples, err := users.HashSamples(ctx, paramsPrefix(h.DummyHash()), maxHashFamilies)
+	if err != nil || len(samples) != 4 || slices.Contains(samples, current) {
+		t.Fatalf("got samples %q, %v; want one per family (bcrypt 4, bcrypt 5, older Argon2id, garbage), none current", samples, err)
+	}
+	families, err := auth.LearnHashCosts(ctx)
+	slices.Sort(families)
+	want := []string{"argon2id m=32,t=1,p=1", "argon2id m=64,t=1,p=1", "bcrypt cost 4", "bcrypt cost 5"}
+	if err != nil || !slices.Equal(families, want) {
+		t.Fatalf("got %q, %v; want %q", families, err, want)
+	}
+	for _, f := range want {
+		if pacer.estimates[f] <= 0 {
+			t.Errorf("got no estimate for %s", f)
+		}
+	}
+}
+
+func TestParamsPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"$argon2id$v=19$m=64,t=1,p=1$c2FsdA$a2V5": "$argon2id$v=19$m=64,t=1,p=1$",
+		"dummy": "dummy",
+	} {
+		if got := paramsPrefix(in); got != want {
+			t.Errorf("paramsPrefix(%q): got %q, want %q", in, got, want)
+		}
+	}
 }

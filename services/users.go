@@ -232,3 +232,22 @@ func applyPatch(user *models.User, patch UserPatch) (map[string]any, []string) {
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// HashSamples returns one stored password hash per hash family (algorithm
+// and cost: "$2b$12$", "$argon2id$v=19$m=…,t=…,p=…$"), at most limit, leaving
+// out the hashes that start with skip (the current parameters). It reads the
+// whole table once, so it is for the start, in the background, bounded by ctx
+// rather than the per-query timeout.
+func (u *Users) HashSamples(ctx context.Context, skip string, limit int) ([]string, error) {
+	// A bcrypt family is its first 7 characters; an Argon2id hash of ours
+	// ends in a 22-character salt, a '$' and a 43-character key. Other
+	// lengths make more groups, which the limit bounds.
+	family := `CASE WHEN password_hash LIKE '$2%' THEN substr(password_hash, 1, 7)
+		WHEN length(password_hash) > 66 THEN substr(password_hash, 1, length(password_hash) - 66)
+		ELSE password_hash END`
+	var samples []string
+	err := u.db.WithContext(ctx).Model(&models.User{}).Select("MIN(password_hash)").
+		Where(`password_hash NOT LIKE ? ESCAPE '\'`, escapeLike(skip)+"%").
+		Group(family).Limit(limit).Scan(&samples).Error
+	return samples, dbError(err)
+}
