@@ -43,10 +43,13 @@ func NewLoginPacer(limit time.Duration) *LoginPacer {
 }
 
 // Observe records one verification of a hash of family that took took
-// (hashing only, the wait for a slot excluded). The estimate moves by an
-// eighth of the difference, and a sample counts as at most twice or at
-// least half the estimate, so one verification slowed by a busy machine
-// cannot raise the padding of every later failure by much.
+// (hashing only, the wait for a slot excluded). The estimate tracks the
+// median of the family's times: each sample moves it by a thirty-second of
+// itself, up or down, whatever the sample's size. So the slowest family's own
+// failures are as often above the padding as below it (their median is the
+// padding's), a lasting change of speed is followed within tens of samples,
+// and one slow verification (a busy moment, or an attacker loading the
+// machine) moves the padding of every later failure by 3 % at most.
 func (p *LoginPacer) Observe(family string, took time.Duration) {
 	if family == "" || took <= 0 {
 		return
@@ -55,11 +58,13 @@ func (p *LoginPacer) Observe(family string, took time.Duration) {
 	defer p.mu.Unlock()
 	est, seen := p.estimates[family]
 	switch {
-	case seen:
-		sample := min(max(took, est/2), 2*est)
-		p.estimates[family] = est + (sample-est)/8
-	case len(p.estimates) < maxHashFamilies:
+	case !seen && len(p.estimates) < maxHashFamilies:
 		p.estimates[family] = took
+	case !seen:
+	case took > est:
+		p.estimates[family] = est + est/32
+	case took < est:
+		p.estimates[family] = est - est/32
 	}
 }
 

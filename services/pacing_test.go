@@ -40,21 +40,28 @@ func TestLoginPacerPadsToTheSlowestFamilyWithinTheLimit(t *testing.T) {
 }
 
 // TestLoginPacerBoundsWhatOneSampleDoes: a verification slowed down (a busy
-// machine, or an attacker loading it) moves the estimate by at most an
-// eighth of twice the estimate, so it cannot make every later failure wait
-// much longer.
+// machine, or an attacker loading it) moves the estimate by a thirty-second,
+// however slow it was, so it cannot make every later failure wait much
+// longer; a lasting change is followed.
 func TestLoginPacerBoundsWhatOneSampleDoes(t *testing.T) {
 	p := NewLoginPacer(MaxLoginPadding)
-	p.Observe("f", 100*time.Millisecond)
+	p.Observe("f", 96*time.Millisecond)
 	p.Observe("f", 10*time.Second)
-	if got := p.Pad(0); got != 112500*time.Microsecond {
-		t.Fatalf("got %v after one outlier, want 112.5ms", got)
+	if got := p.Pad(0); got != 99*time.Millisecond {
+		t.Fatalf("got %v after one outlier, want 99ms", got)
 	}
 	for range 100 {
 		p.Observe("f", 200*time.Millisecond)
 	}
-	if got := p.Pad(0); got < 195*time.Millisecond || got > 200*time.Millisecond {
+	if got := p.Pad(0); got < 190*time.Millisecond || got > 210*time.Millisecond {
 		t.Fatalf("got %v, want the estimate to follow a lasting change to about 200ms", got)
+	}
+	// Samples around a median: the estimate settles on it, not on the mean.
+	for i := range 300 {
+		p.Observe("f", []time.Duration{300, 310, 320, 900}[i%4]*time.Millisecond)
+	}
+	if got := p.Pad(0); got < 290*time.Millisecond || got > 340*time.Millisecond {
+		t.Fatalf("got %v, want about the median (310–320ms), not the mean (457ms)", got)
 	}
 	for i := range 2 * maxHashFamilies {
 		p.Observe(string(rune('a'+i)), time.Millisecond)
