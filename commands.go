@@ -57,7 +57,7 @@ func createUser(ctx context.Context, args []string, cfg config.Config, log *slog
 	if err != nil {
 		return fmt.Errorf("create-user: read password: %w", err)
 	}
-	in := services.Registration{Email: services.NormalizeEmail(*email), Name: strings.TrimSpace(*name),
+	in := services.Registration{Email: services.NormalizeEmail(*email), Name: services.NormalizeName(*name),
 		Password: password, Role: models.Role(*role)}
 	if err := services.ValidateRegistration(in); err != nil {
 		return fmt.Errorf("create-user: %w", err)

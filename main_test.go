@@ -42,6 +42,11 @@ func TestCommands(t *testing.T) {
 		{"common password", "password1\n", []string{"--email", "d@example.com", "--name", "D", "--role", "user", "--password-stdin"}, "too common"},
 		{"no stdin flag", "", []string{"--email", "e@example.com", "--name", "E", "--role", "user"}, "--password-stdin"},
 		{"bad email", "another long passphrase\n", []string{"--email", "nope", "--name", "F", "--role", "user", "--password-stdin"}, "email"},
+		// The contract's text rules hold outside HTTP too: full-width is the same address, other scripts are refused.
+		{"full-width email", "another long passphrase\n", []string{"--email", "ａｄｍｉｎ@ｅｘａｍｐｌｅ.ｃｏｍ", "--name", "G", "--role", "user", "--password-stdin"}, "already taken"},
+		{"cyrillic email", "another long passphrase\n", []string{"--email", "\u0430dmin@example.com", "--name", "H", "--role", "user", "--password-stdin"}, "ASCII"},
+		{"invisible name", "another long passphrase\n", []string{"--email", "i@example.com", "--name", "\u3164 \u3164", "--role", "user", "--password-stdin"}, "visible"},
+		{"zero-width name", "another long passphrase\n", []string{"--email", "j@example.com", "--name", "\u200b", "--role", "user", "--password-stdin"}, "name"},
 	}
 	for _, tc := range cases {
 		_, err := runCmd(tc.stdin, append([]string{"create-user"}, tc.args...)...)

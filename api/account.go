@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-playground/validator/v10"
@@ -13,10 +12,10 @@ import (
 )
 
 type renameRequest struct {
-	Name string `json:"name" validate:"required,min=1,max=100"`
+	Name string `json:"name" validate:"required,min=1,max=100,visible"`
 }
 
-func (r *renameRequest) normalize() { r.Name = strings.TrimSpace(r.Name) }
+func (r *renameRequest) normalize() { r.Name = services.NormalizeName(r.Name) }
 
 type deleteAccountRequest struct {
 	Password string `json:"password" validate:"required,max=128"`

@@ -17,7 +17,7 @@ import (
 // answer 404 (requireMail), right after the cross-origin check.
 
 type forgotRequest struct {
-	Email string `json:"email" validate:"required,max=254,email"`
+	Email string `json:"email" validate:"required,max=254,email,ascii"`
 }
 
 func (r *forgotRequest) normalize() { r.Email = services.NormalizeEmail(r.Email) }
@@ -32,7 +32,7 @@ type verifyRequest struct {
 }
 
 type emailChangeRequest struct {
-	Email    string `json:"email" validate:"required,max=254,email"`
+	Email    string `json:"email" validate:"required,max=254,email,ascii"`
 	Password string `json:"password" validate:"required,max=128"`
 }
 

@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-playground/validator/v10"
@@ -39,10 +39,12 @@ func handleListUsers(admin *services.Admin) gin.HandlerFunc {
 	}
 }
 
-// parseUserQuery reads limit (1..100, default 50), offset (>= 0) and email.
+// parseUserQuery reads limit (1..100, default 50), offset (>= 0) and email
+// (normalised as stored emails are, so a full-width filter finds the ASCII
+// address); every problem, of any parameter, is named at once.
 func parseUserQuery(c *gin.Context) (services.UserQuery, error) {
-	q := services.UserQuery{Limit: 50, Email: strings.TrimSpace(c.Query("email"))}
-	fields := map[string]string{}
+	fields := queryProblems(c)
+	q := services.UserQuery{Limit: 50, Email: services.NormalizeEmail(c.Query("email"))}
 	if v, ok := c.GetQuery("limit"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
@@ -57,13 +59,29 @@ func parseUserQuery(c *gin.Context) (services.UserQuery, error) {
 		}
 		q.Offset = n
 	}
-	if len(q.Email) > 254 {
-		fields["email"] = "must be at most 254 characters"
+	if _, named := fields["email"]; !named {
+		switch {
+		case utf8.RuneCountInString(q.Email) > services.MaxEmailLength:
+			fields["email"] = "must be at most 254 characters"
+		case !services.ASCII(q.Email):
+			fields["email"] = "must be written in ASCII (an internationalised domain in its xn-- form)"
+		}
 	}
 	if len(fields) > 0 {
 		return q, models.Validation(fields)
 	}
 	return q, nil
+}
+
+// userIDParam returns the :id of the path, or not_found when it is not a
+// user id in canonical form (services.ValidUserID): the same answer as an
+// unknown user, and the database never sees it.
+func userIDParam(c *gin.Context) (string, error) {
+	id := c.Param("id")
+	if !services.ValidUserID(id) {
+		return "", models.ErrNotFound
+	}
+	return id, nil
 }
 
 func handleCreateUser(v *validator.Validate, admin *services.Admin, events *securityEvents) gin.HandlerFunc {
@@ -94,7 +112,11 @@ func handlePatchUser(v *validator.Validate, admin *services.Admin, sess *middlew
 			_ = c.Error(models.Validation(map[string]string{"role": "send role or disabled", "disabled": "send role or disabled"}))
 			return
 		}
-		result, err := admin.UpdateUser(c.Request.Context(), c.Param("id"), services.UserPatch{Role: req.Role, Disabled: req.Disabled})
+		id, err := userIDParam(c)
+		var result services.UpdateResult
+		if err == nil {
+			result, err = admin.UpdateUser(c.Request.Context(), id, services.UserPatch{Role: req.Role, Disabled: req.Disabled})
+		}
 		if err != nil {
 			_ = c.Error(err)
 			return
@@ -138,16 +160,20 @@ func handleDeleteUser(admin *services.Admin, sess *middleware.SessionManager, ev
 
 func handleAdminLogoutAll(admin *services.Admin, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		revoked, err := admin.LogoutUser(c.Request.Context(), c.Param("id"))
+		id, err := userIDParam(c)
+		var revoked int
+		if err == nil {
+			revoked, err = admin.LogoutUser(c.Request.Context(), id)
+		}
 		if err != nil {
 			_ = c.Error(err)
 			return
 		}
 		actor := middleware.CurrentSession(c)
-		if strings.EqualFold(c.Param("id"), actor.UserID) {
+		if id == actor.UserID {
 			sess.ExpireCookie(c)
 		}
-		events.record(c, models.EventLogoutAll, actor.UserID, strings.ToLower(c.Param("id")), slog.Int("revoked", revoked))
+		events.record(c, models.EventLogoutAll, actor.UserID, id, slog.Int("revoked", revoked))
 		c.JSON(http.StatusOK, revokedResponse{Success: true, Revoked: revoked})
 	}
 }
@@ -161,7 +187,7 @@ type userDetailResponse struct {
 // current: the listing is about that user, not about the caller's device.
 func handleGetUser(admin *services.Admin, lifetimes models.SessionLifetimes) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if !validUserID(c.Param("id")) {
+		if !services.ValidUserID(c.Param("id")) {
 			_ = c.Error(models.ErrNotFound)
 			return
 		}
@@ -179,7 +205,7 @@ func handleGetUser(admin *services.Admin, lifetimes models.SessionLifetimes) gin
 func handleAdminDeleteSession(admin *services.Admin, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		userID, handle := c.Param("id"), c.Param("sid")
-		if !validUserID(userID) || !validHandle(handle) {
+		if !services.ValidUserID(userID) || !validHandle(handle) {
 			_ = c.Error(models.ErrNotFound)
 			return
 		}
@@ -198,23 +224,4 @@ func handleAdminDeleteSession(admin *services.Admin, sess *middleware.SessionMan
 		events.record(c, models.EventSessionRevoked, actor.UserID, userID, slog.String("session", handle))
 		c.Status(http.StatusNoContent)
 	}
-}
-
-// validUserID accepts only a canonical user id: a lower-case UUID in its
-// 36-character form (not urn:uuid:, braces or upper case).
-func validUserID(id string) bool {
-	if len(id) != 36 {
-		return false
-	}
-	for i, r := range id {
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if r != '-' {
-				return false
-			}
-		case !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f'):
-			return false
-		}
-	}
-	return true
 }

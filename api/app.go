@@ -27,7 +27,7 @@ type App struct {
 	// Handler is the whole HTTP API.
 	Handler http.Handler
 	// Metrics serves GET /metrics for a listener of its own (METRICS_ADDR);
-	// nil when metrics are off.
+	// nil when metrics are off, or in production without METRICS_ADDR.
 	Metrics http.Handler
 	DB      *gorm.DB
 	Redis   *services.Redis
@@ -79,8 +79,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		app.migrate(ctx, bg, log)
 	}
 
-	var metrics *middleware.Metrics // nil: METRICS_ENABLED=false, and records nothing
-	if cfg.Metrics.Enabled {
+	// Metrics are served on METRICS_ADDR when set, else on the API's own port
+	// in development only: in production they would show every visitor the
+	// traffic, the logins and the outages, so without an address there are none.
+	var metrics *middleware.Metrics // nil: none, and records nothing
+	if cfg.Metrics.Enabled && (cfg.Metrics.Addr != "" || !cfg.Production) {
 		metrics = middleware.NewMetrics()
 		app.Metrics = metrics.Handler()
 	}
@@ -107,11 +110,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		Users: app.Users, Auth: auth, Sessions: sessionStore, Throttle: throttle, Audit: app.Audit, Mailer: app.Mailer,
 		Mails: app.MailTemplates, ResetTTL: cfg.Accounts.PasswordResetTTL, VerificationTTL: cfg.Accounts.EmailVerificationTTL, Log: log,
 	})
+	app.workers.Go(func() { learnHashCosts(bg, auth, log) })
 	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
 		Redis: app.Redis, Records: sessionStore, Versions: app.Users, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
 		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
 	})
-	var publicMetrics http.Handler // on the API's own port only without METRICS_ADDR
+	var publicMetrics http.Handler // on the API's own port only without METRICS_ADDR (and so never in production)
 	if cfg.Metrics.Addr == "" {
 		publicMetrics = app.Metrics
 	}
@@ -251,6 +255,27 @@ func (a *App) pruneAudit(bg context.Context, log *slog.Logger) {
 // auditPruneFirst is how soon after start the audit log is first pruned: a
 // server restarted more often than AUDIT_PRUNE_INTERVAL still prunes.
 const auditPruneFirst = 10 * time.Second
+
+// learnHashCosts has the login pacer measure each password hash family
+// stored in the database, so failed logins are padded to the slowest one
+// moments after a start rather than after that family's first login. It
+// retries while the database does not answer.
+func learnHashCosts(bg context.Context, auth *services.Auth, log *slog.Logger) {
+	for {
+		ctx, cancel := context.WithTimeout(bg, time.Minute)
+		families, err := auth.LearnHashCosts(ctx)
+		cancel()
+		if err == nil {
+			log.Info("password hash families measured", "families", families)
+			return
+		}
+		select {
+		case <-bg.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
 
 // sessionSecrets returns the signing secret first and the previous one, if
 // any; in development without SESSION_SECRET one is generated for the run

@@ -104,7 +104,7 @@ func parseAuditQuery(c *gin.Context, filters bool) (services.AuditQuery, error) 
 	}
 	if filters {
 		if v := c.Query("user_id"); v != "" {
-			if !validUserID(v) {
+			if !services.ValidUserID(v) {
 				fields["user_id"] = "must be a user id (a lower-case UUID)"
 			}
 			q.UserID = v

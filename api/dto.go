@@ -1,7 +1,6 @@
 package api
 
 import (
-	"strings"
 	"time"
 
 	"github.com/sessionauth/api/models"
@@ -52,7 +51,7 @@ func formatTime(t time.Time) string { return t.UTC().Truncate(time.Second).Forma
 func unixTime(sec int64) string { return formatTime(time.Unix(sec, 0)) }
 
 type credentialsRequest struct {
-	Email    string `json:"email" validate:"required,max=254,email"`
+	Email    string `json:"email" validate:"required,max=254,email,ascii"`
 	Password string `json:"password" validate:"required,min=8,max=128"`
 	Remember *bool  `json:"remember"` // absent: true
 }
@@ -60,26 +59,26 @@ type credentialsRequest struct {
 func (r *credentialsRequest) normalize() { r.Email = services.NormalizeEmail(r.Email) }
 
 type registerRequest struct {
-	Email    string `json:"email" validate:"required,max=254,email"`
+	Email    string `json:"email" validate:"required,max=254,email,ascii"`
 	Password string `json:"password" validate:"required,min=8,max=128"`
-	Name     string `json:"name" validate:"required,min=1,max=100"`
+	Name     string `json:"name" validate:"required,min=1,max=100,visible"`
 }
 
 func (r *registerRequest) normalize() {
 	r.Email = services.NormalizeEmail(r.Email)
-	r.Name = strings.TrimSpace(r.Name)
+	r.Name = services.NormalizeName(r.Name)
 }
 
 type createUserRequest struct {
-	Email    string      `json:"email" validate:"required,max=254,email"`
+	Email    string      `json:"email" validate:"required,max=254,email,ascii"`
 	Password string      `json:"password" validate:"required,min=8,max=128"`
-	Name     string      `json:"name" validate:"required,min=1,max=100"`
+	Name     string      `json:"name" validate:"required,min=1,max=100,visible"`
 	Role     models.Role `json:"role" validate:"required,oneof=user admin"`
 }
 
 func (r *createUserRequest) normalize() {
 	r.Email = services.NormalizeEmail(r.Email)
-	r.Name = strings.TrimSpace(r.Name)
+	r.Name = services.NormalizeName(r.Name)
 }
 
 type passwordRequest struct {

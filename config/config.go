@@ -386,6 +386,9 @@ func (c Config) Warnings() []string {
 		out = append(out, "SESSION_SECRET is the example value from .env.example: anyone can sign cookies for this server (production refuses it)")
 	}
 	out = append(out, c.mailWarnings()...)
+	if c.Production && c.Metrics.Enabled && c.Metrics.Addr == "" {
+		out = append(out, "METRICS_ADDR is unset: /metrics is not served in production (set it to a private address such as 127.0.0.1:9090)")
+	}
 	return out
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"net/http"
 	"os"
 	"strings"
@@ -231,5 +232,35 @@ func TestRedisTopologyRefusals(t *testing.T) {
 	if _, err := Load(getenv(map[string]string{"REDIS_URL": "redis+sentinel://:secret@h1:1,h2:x/m"})); err == nil ||
 		strings.Contains(err.Error(), "secret") {
 		t.Errorf("got %v, want a refusal that does not repeat the password", err)
+	}
+}
+func TestWarnsThatProductionServesNoMetricsWithoutAnAddress(t *testing.T) {
+	prod := map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/app", "REDIS_URL": "redis://redis:6379/0",
+		"SESSION_SECRET": strings.Repeat("s", 32), "MFA_ENCRYPTION_KEY": strings.Repeat("m", 32)}
+	for _, tc := range []struct {
+		extra map[string]string
+		warn  bool
+	}{
+		{nil, true},
+		{map[string]string{"METRICS_ADDR": "127.0.0.1:9090"}, false},
+		{map[string]string{"METRICS_ENABLED": "false"}, false},
+		{map[string]string{"APP_ENV": "development"}, false},
+	} {
+		settings := maps.Clone(prod)
+		maps.Copy(settings, tc.extra)
+		c, err := Load(getenv(settings))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := c.Warnings()
+		metricsWarnings := 0
+		for _, line := range w {
+			if strings.Contains(line, "METRICS_ADDR") {
+				metricsWarnings++
+			}
+		}
+		if warned := metricsWarnings == 1; warned != tc.warn || metricsWarnings > 1 {
+			t.Errorf("%v: got warnings %q, want a METRICS_ADDR warning: %v", tc.extra, w, tc.warn)
+		}
 	}
 }

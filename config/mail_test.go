@@ -8,7 +8,8 @@ import (
 // production is a valid production environment that the mail cases add to.
 func production(extra map[string]string) map[string]string {
 	env := map[string]string{"APP_ENV": "production", "DATABASE_URL": "postgres://db/x",
-		"REDIS_URL": "redis://r:6379/0", "SESSION_SECRET": strings.Repeat("s", 32), "MFA_ENCRYPTION_KEY": strings.Repeat("m", 32)}
+		"REDIS_URL": "redis://r:6379/0", "SESSION_SECRET": strings.Repeat("s", 32), "MFA_ENCRYPTION_KEY": strings.Repeat("m", 32),
+		"METRICS_ADDR": "127.0.0.1:9090"}
 	for k, v := range extra {
 		env[k] = v
 	}

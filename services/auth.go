@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/sessionauth/api/models"
 	"github.com/sessionauth/api/services/commonpasswords"
 )
@@ -15,7 +17,7 @@ import (
 // PasswordHasher hashes and verifies passwords; *Hasher is the real one.
 type PasswordHasher interface {
 	Hash(ctx context.Context, password string) (string, error)
-	Verify(ctx context.Context, password, encoded string) (ok, rehash bool, err error)
+	Verify(ctx context.Context, password, encoded string) (Verification, error)
 	DummyHash() string
 }
 
@@ -26,19 +28,22 @@ type Auth struct {
 	throttle *Throttle
 	sessions *SessionStore
 	common   *commonpasswords.List
+	pacer    *LoginPacer
 	log      *slog.Logger
 	// verificationRequired refuses a login with the right password while
 	// the email is not verified (EMAIL_VERIFICATION_REQUIRED).
 	verificationRequired bool
 }
 
-// AuthOptions are the dependencies of Auth; every one is required.
+// AuthOptions are the dependencies of Auth; every one is required but
+// Pacer (nil: a LoginPacer padding by at most MaxLoginPadding).
 type AuthOptions struct {
 	Users           *Users
 	Hasher          PasswordHasher
 	Throttle        *Throttle
 	Sessions        *SessionStore
 	CommonPasswords *commonpasswords.List
+	Pacer           *LoginPacer
 	Log             *slog.Logger
 	// VerificationRequired: a login with the right password answers
 	// email_not_verified while the user's email is not verified.
@@ -47,8 +52,11 @@ type AuthOptions struct {
 
 // NewAuth returns the authentication service.
 func NewAuth(o AuthOptions) *Auth {
-	return &Auth{users: o.Users, hasher: o.Hasher, throttle: o.Throttle, sessions: o.Sessions, common: o.CommonPasswords, log: o.Log,
-		verificationRequired: o.VerificationRequired}
+	if o.Pacer == nil {
+		o.Pacer = NewLoginPacer(MaxLoginPadding)
+	}
+	return &Auth{users: o.Users, hasher: o.Hasher, throttle: o.Throttle, sessions: o.Sessions, common: o.CommonPasswords,
+		pacer: o.Pacer, log: o.Log, verificationRequired: o.VerificationRequired}
 }
 
 // Registration is the input of Register and of an admin's create.
@@ -57,8 +65,12 @@ type Registration struct {
 	Role                  models.Role
 }
 
-// NormalizeEmail trims and lower-cases an email, the form it is stored and throttled in.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// NormalizeEmail returns an email in NFKC, trimmed and lower-cased: the form
+// it is stored, looked up and throttled in (full-width "ａｄａ" is "ada").
+// EmailProblem then refuses what is not ASCII.
+func NormalizeEmail(email string) string {
+	return strings.ToLower(strings.TrimSpace(norm.NFKC.String(email)))
+}
 
 // CheckNewPassword refuses a common password or one equal to the email
 // (ASVS 6.2.4) as validation_failed on field.
@@ -105,7 +117,9 @@ func (a *Auth) create(ctx context.Context, in Registration, verified bool) (mode
 
 // Login checks email and password. An unknown email, a wrong password and a
 // disabled account all answer invalid_credentials, and an unknown email still
-// verifies a dummy hash of the same parameters, so all three cost the same.
+// verifies a dummy hash of the current parameters. Every failure is then
+// padded to the slowest hash family seen (LoginPacer), so neither an unknown
+// email nor a legacy hash (bcrypt, older Argon2id) shows in the time taken.
 // On a known account the error also names it (models.AccountOf), for the
 // audit log; a refusal by the throttle is a *ThrottledError.
 func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.User, error) {
@@ -121,7 +135,7 @@ func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.Us
 		attempt.Abandon(ctx) // no verdict: a 503 is not a failed login
 		return models.User{}, err
 	}
-	ok, rehash, err := a.hasher.Verify(ctx, password, hash)
+	v, err := a.hasher.Verify(ctx, password, hash)
 	if err != nil {
 		var coded *models.Error
 		if errors.As(err, &coded) {
@@ -129,16 +143,18 @@ func (a *Auth) Login(ctx context.Context, email, password, ip string) (models.Us
 			return models.User{}, err
 		}
 		a.log.ErrorContext(ctx, "stored password hash unreadable", "user_id", user.ID, "err", err)
-		ok = false
+		v.OK = false
 	}
-	if !ok || user.ID == "" || user.Disabled {
+	a.pacer.Observe(v.Family, v.Took)
+	if !v.OK || user.ID == "" || user.Disabled {
+		a.pacer.Wait(ctx, v.Took) // after the slot is released: a wait costs no CPU
 		// The account, when there is one, is for the audit log only.
 		return models.User{}, models.OnAccount(user.ID, models.ErrInvalidCredentials)
 	}
 	if err := attempt.Succeeded(ctx); err != nil {
 		return models.User{}, err
 	}
-	if rehash {
+	if v.Rehash {
 		a.upgradeHash(ctx, user.ID, password)
 	}
 	if a.verificationRequired && !user.EmailVerified() {
@@ -171,16 +187,17 @@ func (a *Auth) ProvePassword(ctx context.Context, userID, email, password, ip st
 		attempt.Abandon(ctx) // no verdict: a 503 is not a failed proof
 		return models.User{}, err
 	}
-	ok, _, err := a.hasher.Verify(ctx, password, user.PasswordHash)
+	v, err := a.hasher.Verify(ctx, password, user.PasswordHash)
 	if err != nil {
 		var coded *models.Error
 		if errors.As(err, &coded) {
 			attempt.Abandon(ctx)
 			return models.User{}, err
 		}
-		ok = false
+		v.OK = false
 	}
-	if !ok || user.Disabled {
+	a.pacer.Observe(v.Family, v.Took)
+	if !v.OK || user.Disabled {
 		return models.User{}, models.ErrInvalidCurrentPassword
 	}
 	return user, attempt.Succeeded(ctx)
@@ -207,17 +224,18 @@ func (a *Auth) ChangePassword(ctx context.Context, userID, email, current, next,
 // ValidateRegistration checks a registration made outside HTTP (the
 // create-user command) with the contract's rules.
 func ValidateRegistration(in Registration) error {
-	at := strings.LastIndex(in.Email, "@")
 	n := utf8.RuneCountInString(in.Password)
 	switch {
-	case at < 1 || at == len(in.Email)-1 || len(in.Email) > 254 || strings.ContainsAny(in.Email, " \t\r\n"):
-		return fmt.Errorf("email %q is not a valid email address", in.Email)
-	case in.Name == "" || utf8.RuneCountInString(in.Name) > 100:
-		return errors.New("name must be 1 to 100 characters")
+	case EmailProblem(in.Email) != "":
+		return fmt.Errorf("email %q %s", in.Email, EmailProblem(in.Email))
+	case NameProblem(in.Name) != "":
+		return fmt.Errorf("name %s", NameProblem(in.Name))
 	case !in.Role.Valid():
 		return fmt.Errorf("role %q is not valid (want user or admin)", in.Role)
 	case n < 8 || n > 128:
 		return errors.New("password must be 8 to 128 characters")
+	case !PlainText(in.Password):
+		return errors.New("password " + PlainTextProblem)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,17 +14,20 @@ import (
 )
 
 // countingHasher records every verification, so a test can see which hash
-// each login path verified.
+// each login path verified. A stored hash is "hash:<password>" or
+// "<family>:<password>" with a family of took (in took, by family name).
 type countingHasher struct {
 	dummy    string
 	verified []string
+	took     map[string]time.Duration
 }
 
 func (h *countingHasher) Hash(_ context.Context, pw string) (string, error) { return "hash:" + pw, nil }
 func (h *countingHasher) DummyHash() string                                 { return h.dummy }
-func (h *countingHasher) Verify(_ context.Context, pw, encoded string) (bool, bool, error) {
+func (h *countingHasher) Verify(_ context.Context, pw, encoded string) (Verification, error) {
 	h.verified = append(h.verified, encoded)
-	return encoded == "hash:"+pw, false, nil
+	family, stored, _ := strings.Cut(encoded, ":")
+	return Verification{OK: stored == pw, Family: family, Took: h.took[family]}, nil
 }
 
 func newTestAuth(t *testing.T, hasher PasswordHasher) (*Auth, *Users) {
@@ -31,6 +35,14 @@ func newTestAuth(t *testing.T, hasher PasswordHasher) (*Auth, *Users) {
 }
 
 func newTestAuthWithLimit(t *testing.T, hasher PasswordHasher, maxFailures int) (*Auth, *Users) {
+	return newTestAuthWith(t, hasher, maxFailures, nil)
+}
+
+func newTestAuthWithPacer(t *testing.T, hasher PasswordHasher, pacer *LoginPacer) (*Auth, *Users) {
+	return newTestAuthWith(t, hasher, 100, pacer)
+}
+
+func newTestAuthWith(t *testing.T, hasher PasswordHasher, maxFailures int, pacer *LoginPacer) (*Auth, *Users) {
 	t.Helper()
 	db, err := OpenDatabase(DatabaseOptions{SQLitePath: filepath.Join(t.TempDir(), "a.db")})
 	if err != nil {
@@ -51,7 +63,7 @@ func newTestAuthWithLimit(t *testing.T, hasher PasswordHasher, maxFailures int) 
 		LoginWindow: time.Minute, RegisterIPMax: 100, RegisterWindow: time.Minute})
 	sessions := NewSessionStore(rdb, SessionStoreOptions{Lifetimes: models.SessionLifetimes{Idle: time.Hour, Absolute: time.Hour}})
 	return NewAuth(AuthOptions{Users: users, Hasher: hasher, Throttle: throttle, Sessions: sessions,
-		CommonPasswords: commonpasswords.New(), Log: slog.New(slog.DiscardHandler)}), users
+		CommonPasswords: commonpasswords.New(), Pacer: pacer, Log: slog.New(slog.DiscardHandler)}), users
 }
 
 // TestUnknownEmailVerifiesTheDummyHash shows the unknown-email path runs the
@@ -107,12 +119,12 @@ func BenchmarkLoginPaths(b *testing.B) {
 	stored, _ := h.Hash(ctx, "the right password")
 	b.Run("unknown-email", func(b *testing.B) {
 		for b.Loop() {
-			_, _, _ = h.Verify(ctx, "a guess", h.DummyHash())
+			_, _ = h.Verify(ctx, "a guess", h.DummyHash())
 		}
 	})
 	b.Run("wrong-password", func(b *testing.B) {
 		for b.Loop() {
-			_, _, _ = h.Verify(ctx, "a guess", stored)
+			_, _ = h.Verify(ctx, "a guess", stored)
 		}
 	})
 }
@@ -123,7 +135,7 @@ type cancelingHasher struct {
 	cancel context.CancelFunc
 }
 
-func (h *cancelingHasher) Verify(ctx context.Context, pw, encoded string) (bool, bool, error) {
+func (h *cancelingHasher) Verify(ctx context.Context, pw, encoded string) (Verification, error) {
 	h.cancel()
 	return h.countingHasher.Verify(ctx, pw, encoded)
 }

@@ -281,7 +281,7 @@ func TestMailerCloseKeepsItsDeadline(t *testing.T) {
 		t.Errorf("got dropped %v, want the one in flight and the 3 queued counted as shutdown", dropped)
 	}
 	took = closeWithin(t, m, time.Second)
-	if took > 10*time.Millisecond {
+	if took > 500*time.Millisecond { // far from its 1s deadline: it waited for nothing
 		t.Errorf("a second Close took %v, want at once", took)
 	}
 }

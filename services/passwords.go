@@ -66,27 +66,68 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	return h.encode([]byte(password))
 }
 
-// Verify reports whether password matches encoded (Argon2id PHC or bcrypt),
-// and whether the stored hash should be replaced by one of the current
-// parameters. A malformed hash is an error, never a match.
-func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, rehash bool, err error) {
+// Verification is the outcome of one password check.
+type Verification struct {
+	OK bool // the password matches
+	// Rehash: the stored hash should be replaced by one of the current parameters.
+	Rehash bool
+	// Family names the hash's algorithm and cost ("bcrypt cost 12",
+	// "argon2id m=19456,t=2,p=1"), whose verifications take about the same
+	// time; "" when the hash could not be read.
+	Family string
+	// Took is the time spent hashing, the wait for a slot excluded.
+	Took time.Duration
+}
+
+// bcryptMaxPassword is the most of a password bcrypt reads; it ignores the rest.
+const bcryptMaxPassword = 72
+
+// Verify checks password against encoded (Argon2id PHC or bcrypt) and says
+// whether the stored hash should be replaced by one of the current
+// parameters. A malformed hash is an error, never a match. It fails with
+// service_unavailable when no hashing slot frees up in time.
+func (h *Hasher) Verify(ctx context.Context, password, encoded string) (Verification, error) {
 	release, err := h.acquire(ctx)
 	if err != nil {
-		return false, false, err
+		return Verification{}, err
 	}
 	defer release()
+	start := time.Now()
+	var v Verification
 	switch {
 	case strings.HasPrefix(encoded, "$2a$"), strings.HasPrefix(encoded, "$2b$"), strings.HasPrefix(encoded, "$2y$"):
-		err := bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password))
-		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
-			return false, false, nil
-		}
-		return err == nil, err == nil, err
+		v, err = verifyBcrypt(password, encoded)
 	case strings.HasPrefix(encoded, "$argon2id$"):
-		return h.verifyArgon2(password, encoded)
+		v, err = h.verifyArgon2(password, encoded)
 	default:
-		return false, false, fmt.Errorf("unknown password hash format")
+		err = fmt.Errorf("unknown password hash format")
 	}
+	v.Took = time.Since(start)
+	return v, err
+}
+
+// verifyBcrypt checks an imported bcrypt hash. bcrypt reads only the first
+// 72 bytes of a password, so a longer one would match every password that
+// shares them, and then be rehashed in place of the owner's: it never
+// matches. The hash is computed all the same, so the check costs what every
+// check of that family costs.
+func verifyBcrypt(password, encoded string) (Verification, error) {
+	cost, err := bcrypt.Cost([]byte(encoded))
+	if err != nil {
+		return Verification{}, err
+	}
+	v := Verification{Family: fmt.Sprintf("bcrypt cost %d", cost)}
+	err = bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password))
+	switch {
+	case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword):
+		return v, nil
+	case err != nil:
+		return v, err
+	case len(password) > bcryptMaxPassword:
+		return v, nil
+	}
+	v.OK, v.Rehash = true, true
+	return v, nil
 }
 
 func (h *Hasher) acquire(ctx context.Context) (func(), error) {
@@ -119,28 +160,29 @@ func (h *Hasher) encode(password []byte) (string, error) {
 		argon2.Version, p.MemoryKiB, p.Iterations, p.Parallelism, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
-func (h *Hasher) verifyArgon2(password, encoded string) (ok, rehash bool, err error) {
+func (h *Hasher) verifyArgon2(password, encoded string) (Verification, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 {
-		return false, false, errors.New("malformed argon2id hash")
+		return Verification{}, errors.New("malformed argon2id hash")
 	}
 	var version int
 	var p Argon2Params
 	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return false, false, errors.New("unsupported argon2 version")
+		return Verification{}, errors.New("unsupported argon2 version")
 	}
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Iterations, &p.Parallelism); err != nil {
-		return false, false, errors.New("malformed argon2id parameters")
+		return Verification{}, errors.New("malformed argon2id parameters")
 	}
 	b64 := base64.RawStdEncoding
 	salt, err1 := b64.DecodeString(parts[4])
 	want, err2 := b64.DecodeString(parts[5])
 	if err1 != nil || err2 != nil || len(want) == 0 || p.Iterations == 0 || p.Parallelism == 0 {
-		return false, false, errors.New("malformed argon2id hash")
+		return Verification{}, errors.New("malformed argon2id hash")
 	}
+	v := Verification{Family: fmt.Sprintf("argon2id m=%d,t=%d,p=%d", p.MemoryKiB, p.Iterations, p.Parallelism)}
 	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want)))
-	if subtle.ConstantTimeCompare(got, want) != 1 {
-		return false, false, nil
+	if subtle.ConstantTimeCompare(got, want) == 1 {
+		v.OK, v.Rehash = true, p != h.params || len(want) != argonKeyLen
 	}
-	return true, p != h.params || len(want) != argonKeyLen, nil
+	return v, nil
 }

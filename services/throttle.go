@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -88,7 +89,7 @@ type LoginAttempt struct {
 // BeginLogin reserves one password attempt for the normalised email and the
 // client IP, or fails with too_many_requests carrying what is left of the window.
 func (t *Throttle) BeginLogin(ctx context.Context, email, ip string) (*LoginAttempt, error) {
-	email = strings.ToLower(email)
+	email, ip = strings.ToLower(email), clientIPKey(ip)
 	a := &LoginAttempt{throttle: t, emailKey: t.keys.Throttle("login:email", email), ipKey: t.keys.Throttle("login:ip", ip)}
 	err := t.take(ctx, []counter{{"login:email", email, t.limits.LoginMaxFailures}, {"login:ip", ip, t.limits.LoginIPMaxFailures}},
 		t.limits.LoginWindow)
@@ -123,7 +124,28 @@ func (a *LoginAttempt) Abandon(ctx context.Context) {
 
 // BeginRegister counts one registration attempt for the client IP.
 func (t *Throttle) BeginRegister(ctx context.Context, ip string) error {
-	return t.take(ctx, []counter{{"register:ip", ip, t.limits.RegisterIPMax}}, t.limits.RegisterWindow)
+	return t.take(ctx, []counter{{"register:ip", clientIPKey(ip), t.limits.RegisterIPMax}}, t.limits.RegisterWindow)
+}
+
+// clientIPKey is what one client IP is counted as: an IPv4 address as it
+// is, an IPv6 address by its /64 (one subscriber's network, whose other
+// addresses cost an attacker nothing) and an IPv4-mapped IPv6 address as its
+// IPv4 address, so neither rotating addresses in a /64 nor writing one
+// address two ways escapes a per-IP limit. Anything unparsable is kept as is.
+func clientIPKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() {
+		return addr.String()
+	}
+	network, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return network.String()
 }
 
 // Mail-related limits of the contract: a per-email limit on reset mails
@@ -136,7 +158,7 @@ const (
 // BeginForgot counts one POST /password/forgot for the client IP, with the
 // registration limits (REGISTER_IP_MAX per REGISTER_WINDOW).
 func (t *Throttle) BeginForgot(ctx context.Context, ip string) error {
-	return t.take(ctx, []counter{{"forgot:ip", ip, t.limits.RegisterIPMax}}, t.limits.RegisterWindow)
+	return t.take(ctx, []counter{{"forgot:ip", clientIPKey(ip), t.limits.RegisterIPMax}}, t.limits.RegisterWindow)
 }
 
 // AllowResetMail counts one reset mail for the normalised email and reports
@@ -170,6 +192,7 @@ func (t *Throttle) BeginUserMail(ctx context.Context, kind, userID string) error
 // on the IP's login-failure counter: a wrong token counts as a failed login,
 // a right one is given back (TokenAttempt.Succeeded).
 func (t *Throttle) BeginTokenUse(ctx context.Context, ip string) (*TokenAttempt, error) {
+	ip = clientIPKey(ip)
 	if err := t.take(ctx, []counter{{"login:ip", ip, t.limits.LoginIPMaxFailures}}, t.limits.LoginWindow); err != nil {
 		return nil, err
 	}

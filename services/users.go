@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -63,9 +64,19 @@ func dbError(err error) error {
 		return models.ErrNotFound
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return models.ErrEmailTaken
+	case isDataException(err):
+		// SQLSTATE class 22: PostgreSQL could not take a value as its
+		// column's type (a malformed id, a NUL byte). Input the API did not
+		// refuse names no row; it is not an outage to alert on.
+		return models.ErrNotFound
 	default:
 		return models.Unavailable("database", err)
 	}
+}
+
+func isDataException(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
 }
 
 // Create inserts a user; a taken email is email_taken.
@@ -93,9 +104,10 @@ func (u *Users) FindByEmail(ctx context.Context, email string) (models.User, err
 	return user, dbError(err)
 }
 
-// FindByID returns the user, or not_found (also for a malformed id).
+// FindByID returns the user, or not_found (also for an id that is not a
+// canonical UUID).
 func (u *Users) FindByID(ctx context.Context, id string) (models.User, error) {
-	if !CanonicalID(id) {
+	if !ValidUserID(id) {
 		return models.User{}, models.ErrNotFound
 	}
 	db, cancel := u.ctx(ctx)
@@ -145,7 +157,7 @@ type Revoker func(ctx context.Context, userID string, sessionVersion int64) (int
 // login heals the row (AdvanceSessionVersion), so nobody is locked out. The
 // transaction holds the row for at most one Redis call.
 func (u *Users) revokingTx(ctx context.Context, id string, change func(tx *gorm.DB, user *models.User) (bool, error), revoke Revoker) (models.User, error) {
-	if !CanonicalID(id) {
+	if !ValidUserID(id) {
 		return models.User{}, models.ErrNotFound
 	}
 	return u.revokingTxOf(ctx, func(*gorm.DB) (string, error) { return id, nil }, change, revoke)
@@ -408,7 +420,7 @@ func (u *Users) VerifyEmail(ctx context.Context, token string, show func(context
 // updateProfile writes updates with the next profile version and returns the
 // row as stored.
 func (u *Users) updateProfile(ctx context.Context, id string, updates map[string]any) (models.User, error) {
-	if !CanonicalID(id) {
+	if !ValidUserID(id) {
 		return models.User{}, models.ErrNotFound
 	}
 	db, cancel := u.ctx(ctx)
@@ -445,14 +457,25 @@ func applyPatch(user *models.User, patch UserPatch) (map[string]any, []string) {
 	return updates, changed
 }
 
-// CanonicalID reports whether id is a user id as the API writes it: a UUID
-// in its canonical lower-case form. Anything else (upper case, braces,
-// urn:uuid:) names no user, and never reaches the database.
-func CanonicalID(id string) bool {
-	parsed, err := uuid.Parse(id)
-	return err == nil && parsed.String() == id
-}
-
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// HashSamples returns one stored password hash per hash family (algorithm
+// and cost: "$2b$12$", "$argon2id$v=19$m=…,t=…,p=…$"), at most limit, leaving
+// out the hashes that start with skip (the current parameters). It reads the
+// whole table once, so it is for the start, in the background, bounded by ctx
+// rather than the per-query timeout.
+func (u *Users) HashSamples(ctx context.Context, skip string, limit int) ([]string, error) {
+	// A bcrypt family is its first 7 characters; an Argon2id hash of ours
+	// ends in a 22-character salt, a '$' and a 43-character key. Other
+	// lengths make more groups, which the limit bounds.
+	family := `CASE WHEN password_hash LIKE '$2%' THEN substr(password_hash, 1, 7)
+		WHEN length(password_hash) > 66 THEN substr(password_hash, 1, length(password_hash) - 66)
+		ELSE password_hash END`
+	var samples []string
+	err := u.db.WithContext(ctx).Model(&models.User{}).Select("MIN(password_hash)").
+		Where(`password_hash NOT LIKE ? ESCAPE '\'`, escapeLike(skip)+"%").
+		Group(family).Limit(limit).Scan(&samples).Error
+	return samples, dbError(err)
 }

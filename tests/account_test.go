@@ -72,7 +72,7 @@ func TestRenameRefusesEmptyNames(t *testing.T) {
 	s := newServer(t, nil)
 	c := s.newClient(t)
 	c.register(uniqueEmail("blank"))
-	for _, name := range []string{"", "   ", strings.Repeat("n", 101)} {
+	for _, name := range []string{"", "   ", strings.Repeat("n", 101), "\u200b\u200b", "Ada\u0000"} {
 		if res := c.do("PATCH", "/me", map[string]any{"name": name}).want(t, 400, "validation_failed"); res.fields()["name"] == "" {
 			t.Fatalf("name %q: got %s, want the name field named", name, res.Raw)
 		}

@@ -329,6 +329,37 @@ func TestBcryptHashIsRehashedToArgon2idOnLogin(t *testing.T) {
 	c.login(email, testPassword).want(t, 200)
 }
 
+// TestBcryptPasswordsPast72BytesNeverMatch is the attack on an imported
+// bcrypt account: bcrypt reads 72 bytes, so any password sharing them logged
+// in, was rehashed to Argon2id, and the owner's own password stopped working.
+func TestBcryptPasswordsPast72BytesNeverMatch(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	email := uniqueEmail("imported72")
+	owner := strings.Repeat("the owner's long passphrase ", 3)[:72]
+	hash, err := bcrypt.GenerateFromPassword([]byte(owner), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := models.User{ID: "7a2c1d4e-58f4-4ad7-9a43-7d0e6f0a" + randomHex(2), Email: email, Name: "Imported", Role: models.RoleUser,
+		PasswordHash: string(hash), SessionVersion: 1}
+	if err := s.DB.Create(&user).Error; err != nil {
+		t.Fatal(err)
+	}
+	attacker := s.newClient(t)
+	attacker.login(email, owner+" plus the attacker's own ending").want(t, 401, "invalid_credentials")
+	attacker.login(email, owner+"!").want(t, 401, "invalid_credentials")
+	if s.storedUser(t, user.ID).PasswordHash != string(hash) {
+		t.Fatal("a failed login replaced the stored hash")
+	}
+	s.newClient(t).login(email, owner).want(t, 200) // exactly the 72 bytes bcrypt hashed: the owner's password
+	if stored := s.storedUser(t, user.ID).PasswordHash; !strings.HasPrefix(stored, "$argon2id$") {
+		t.Fatalf("got stored hash %.12s…, want the owner's rehashed to Argon2id", stored)
+	}
+	attacker.login(email, owner+"!").want(t, 401, "invalid_credentials")
+	s.newClient(t).login(email, owner).want(t, 200)
+}
+
 func TestRoleMiddleware(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, nil)

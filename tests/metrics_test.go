@@ -2,6 +2,7 @@ package tests
 
 import (
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -162,4 +163,33 @@ func TestMetricsOffOrOnTheirOwnListener(t *testing.T) {
 	defer res2.Body.Close()
 	parseMetrics(t, mustReadAll(t, res2.Body)).wantMetric(t, 0, "sessionauth_http_requests_total",
 		"method", "GET", "route", "unmatched", "status", "404")
+}
+
+// TestProductionServesMetricsOnlyOnTheirOwnAddress is the finding of a
+// production server showing anyone its traffic, logins and outages at
+// /metrics: in production they are served only on METRICS_ADDR, and without
+// it not at all, with a warning at start.
+func TestProductionServesMetricsOnlyOnTheirOwnAddress(t *testing.T) {
+	t.Parallel()
+	production := env{"APP_ENV": "production", "COOKIE_SECURE": "true"}
+	if os.Getenv("TEST_DATABASE_URL") == "" {
+		// Production needs PostgreSQL; one that is down still starts the server.
+		production["DATABASE_URL"] = "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
+	}
+	s := newServer(t, production)
+	s.newClient(t).do("GET", "/metrics", nil).want(t, 404, "not_found")
+	s.newClient(t).do("GET", "/healthz", nil).want(t, 200)
+	if s.App.Metrics != nil {
+		t.Fatal("got a metrics handler in production without METRICS_ADDR, want none")
+	}
+	if !strings.Contains(s.Logs.String(), "METRICS_ADDR is unset") {
+		t.Fatalf("got logs %s, want a warning about METRICS_ADDR", s.Logs.String())
+	}
+
+	production["METRICS_ADDR"] = "127.0.0.1:0"
+	private := newServer(t, production)
+	private.newClient(t).do("GET", "/metrics", nil).want(t, 404, "not_found")
+	if private.App.Metrics == nil || strings.Contains(private.Logs.String(), "METRICS_ADDR is unset") {
+		t.Fatal("got no metrics handler (or a warning) with METRICS_ADDR set in production")
+	}
 }

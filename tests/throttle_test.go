@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,4 +121,55 @@ func TestCommonAndEmailPasswordsAreRefused(t *testing.T) {
 	if res.fields()["new_password"] == "" {
 		t.Fatalf("got %s, want fields.new_password", res.Raw)
 	}
+}
+
+// TestPerIPLimitsCountIPv6NetworksAndMappedIPv4 is the attack of rotating
+// source addresses inside one IPv6 /64 (which one subscriber owns) through a
+// trusted proxy, and of writing one IPv4 address in its IPv4-mapped form: each
+// used to be a fresh per-IP counter.
+func TestPerIPLimitsCountIPv6NetworksAndMappedIPv4(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, env{"LOGIN_IP_MAX_FAILURES": "4", "LOGIN_MAX_FAILURES": "100", "REGISTER_IP_MAX": "2",
+		"TRUSTED_PROXIES": "127.0.0.1/32,::1"})
+	wrongLogin := func(ip string) *response {
+		return s.newClient(t).do("POST", "/login", map[string]any{"email": uniqueEmail("v6"), "password": "wrong password"},
+			"X-Forwarded-For", ip)
+	}
+	for i := 1; i <= 4; i++ {
+		wrongLogin(fmt.Sprintf("2001:db8:1:2::%x", i*0x1111)).want(t, 401, "invalid_credentials")
+	}
+	wrongLogin("2001:db8:1:2:ffff:ffff:ffff:fffe").want(t, 429, "too_many_requests")
+	wrongLogin("2001:db8:1:3::1").want(t, 401, "invalid_credentials") // the neighbouring /64 is someone else
+
+	wrongLogin("198.51.100.7").want(t, 401)
+	wrongLogin("::ffff:198.51.100.7").want(t, 401)
+	wrongLogin("198.51.100.7").want(t, 401)
+	wrongLogin("::ffff:198.51.100.7").want(t, 401)
+	wrongLogin("198.51.100.7").want(t, 429, "too_many_requests")
+	wrongLogin("::ffff:198.51.100.7").want(t, 429, "too_many_requests")
+
+	register := func(ip string) *response {
+		return s.newClient(t).do("POST", "/register", map[string]any{"email": uniqueEmail("reg6"), "password": testPassword, "name": "R"},
+			"X-Forwarded-For", ip)
+	}
+	register("2001:db8:9:9::1").want(t, 201)
+	register("2001:db8:9:9::2").want(t, 201)
+	register("2001:db8:9:9:abcd::3").want(t, 429, "too_many_requests")
+	register("203.0.113.44").want(t, 201)
+	register("::ffff:203.0.113.44").want(t, 201)
+	register("203.0.113.44").want(t, 429, "too_many_requests")
+}
+
+// TestLookAlikeSpellingsShareOneEmailCount: the email is normalised (NFKC,
+// case, spaces) before it is counted, so writing it in full-width letters
+// does not buy an attacker a fresh count of failures.
+func TestLookAlikeSpellingsShareOneEmailCount(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, env{"LOGIN_MAX_FAILURES": "3"})
+	email := uniqueEmail("counted")
+	s.newClient(t).register(email)
+	s.newClient(t).login(email, "wrong password 1").want(t, 401)
+	s.newClient(t).login(fullWidth(email), "wrong password 2").want(t, 401)
+	s.newClient(t).login(" "+fullWidth(strings.ToUpper(email)), "wrong password 3").want(t, 401)
+	s.newClient(t).login(email, testPassword).want(t, 429, "too_many_requests")
 }
