@@ -111,16 +111,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		Mails: app.MailTemplates, ResetTTL: cfg.Accounts.PasswordResetTTL, VerificationTTL: cfg.Accounts.EmailVerificationTTL, Log: log,
 	})
 	app.workers.Go(func() { learnHashCosts(bg, auth, log) })
+	keys, err := mfaKeys(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	mfa := services.NewMFA(services.MFAOptions{Users: app.Users, Auth: auth, Sessions: sessionStore, Throttle: throttle,
+		Keys: keys, Issuer: cfg.MFA.Issuer})
 	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
 		Redis: app.Redis, Records: sessionStore, Versions: app.Users, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
 		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
+		PendingTimeout: cfg.MFA.PendingTimeout,
 	})
 	var publicMetrics http.Handler // on the API's own port only without METRICS_ADDR (and so never in production)
 	if cfg.Metrics.Addr == "" {
 		publicMetrics = app.Metrics
 	}
 	router, err := NewRouter(Deps{
-		Log: log, Auth: auth, Admin: app.Admin, Accounts: accounts, Users: app.Users, Audit: app.Audit,
+		Log: log, Auth: auth, Admin: app.Admin, Accounts: accounts, MFA: mfa, Users: app.Users, Audit: app.Audit,
 		SessionStore: sessionStore, SessionManager: sessionManager,
 		Ready: map[string]Pinger{
 			"database": func(ctx context.Context) error { return services.PingDatabase(ctx, app.DB) },
@@ -128,7 +135,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		},
 		CORSAllowedOrigins: cfg.Browser.CORSAllowedOrigins, TrustedProxies: cfg.Browser.TrustedProxies,
 		RegistrationEnabled: cfg.RegistrationEnabled, ReauthWindow: cfg.ReauthWindow, Now: time.Now, MailEnabled: cfg.Mail.Enabled(),
-		Observe: metrics.Observe(), Metrics: publicMetrics,
+		AdminMFARequired: cfg.MFA.AdminRequired,
+		Observe:          metrics.Observe(), Metrics: publicMetrics,
 	})
 	if err != nil {
 		return nil, err
@@ -275,6 +283,22 @@ func learnHashCosts(bg context.Context, auth *services.Auth, log *slog.Logger) {
 		case <-time.After(5 * time.Second):
 		}
 	}
+}
+
+// mfaKeys derives the second-factor keys from MFA_ENCRYPTION_KEY, or in
+// development without it from a key generated once and kept beside the
+// SQLite file (config refuses a missing one in production).
+func mfaKeys(cfg config.Config, log *slog.Logger) (*services.MFAKeys, error) {
+	material := cfg.MFA.EncryptionKey
+	if len(material) == 0 {
+		key, err := services.LoadOrCreateKeyFile(cfg.MFA.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		material = key
+		log.Warn("MFA_ENCRYPTION_KEY unset: TOTP secrets are encrypted with a key kept in a file (development only)", "path", cfg.MFA.KeyFile)
+	}
+	return services.NewMFAKeys(material)
 }
 
 // sessionSecrets returns the signing secret first and the previous one, if

@@ -37,7 +37,10 @@ func handleRegister(enabled bool, v *validator.Validate, auth *services.Auth, ac
 	}
 }
 
-func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
+// handleLogin checks the password. A user with a second factor gets a
+// pending session and the methods to complete it with (POST /login/mfa, or a
+// passkey); anyone else a full session.
+func handleLogin(v *validator.Validate, auth *services.Auth, mfa *services.MFA, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req credentialsRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -45,12 +48,21 @@ func handleLogin(v *validator.Validate, auth *services.Auth, sess *middleware.Se
 			return
 		}
 		user, err := auth.Login(c.Request.Context(), req.Email, req.Password, c.ClientIP())
+		opts := middleware.LoginOptions{Forget: req.Remember != nil && !*req.Remember, Pending: user.HasSecondFactor()}
+		var methods []string
+		if err == nil && opts.Pending {
+			methods, err = mfa.Methods(c.Request.Context(), user)
+		}
 		if err == nil {
-			err = sess.Login(c, user, middleware.LoginOptions{Forget: req.Remember != nil && !*req.Remember})
+			err = sess.Login(c, user, opts)
 		}
 		if err != nil {
 			events.loginFailure(c, err)
 			_ = c.Error(err)
+			return
+		}
+		if opts.Pending {
+			c.JSON(http.StatusOK, mfaRequiredResponse{MFARequired: true, Methods: methods})
 			return
 		}
 		events.record(c, models.EventLoginSucceeded, user.ID, user.ID, currentHandle(c))
@@ -117,7 +129,9 @@ func handleChangePassword(v *validator.Validate, auth *services.Auth, accounts *
 	}
 }
 
-func handleReauth(v *validator.Validate, auth *services.Auth, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
+// handleReauth records a recent proof: the password, plus a TOTP or
+// recovery code while TOTP is on.
+func handleReauth(v *validator.Validate, mfa *services.MFA, sess *middleware.SessionManager, events *securityEvents) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req reauthRequest
 		if err := bindJSON(c, v, &req); err != nil {
@@ -125,7 +139,7 @@ func handleReauth(v *validator.Validate, auth *services.Auth, sess *middleware.S
 			return
 		}
 		rec := middleware.CurrentSession(c)
-		_, err := auth.ProvePassword(c.Request.Context(), rec.UserID, rec.Email, req.Password, c.ClientIP())
+		method, err := mfa.Reauthenticate(c.Request.Context(), rec.UserID, rec.Email, req.Password, services.AnyCode(req.Code), c.ClientIP())
 		if err == nil {
 			err = sess.MarkAuthenticated(c)
 		}
@@ -134,6 +148,7 @@ func handleReauth(v *validator.Validate, auth *services.Auth, sess *middleware.S
 			_ = c.Error(err)
 			return
 		}
+		events.secondFactorUsed(c, rec.UserID, method)
 		events.record(c, models.EventReauthenticated, rec.UserID, rec.UserID)
 		c.JSON(http.StatusOK, successResponse{Success: true})
 	}

@@ -88,6 +88,7 @@ type passwordRequest struct {
 
 type reauthRequest struct {
 	Password string `json:"password" validate:"required,max=128"`
+	Code     string `json:"code" validate:"max=32"` // a TOTP or recovery code, while TOTP is on
 }
 
 type patchUserRequest struct {

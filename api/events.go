@@ -79,8 +79,31 @@ func (e *securityEvents) passwordFailure(c *gin.Context, userID string, err erro
 	switch {
 	case errors.Is(err, models.ErrTooManyRequests):
 		e.throttled(c, err, userID)
-	case errors.Is(err, models.ErrInvalidCurrentPassword):
+	case errors.Is(err, models.ErrInvalidCurrentPassword), errors.Is(err, models.ErrInvalidCode):
 		e.record(c, models.EventLoginFailed, userID, userID)
+	}
+}
+
+// secondFactorFailure records a refused second factor (a wrong, reused or
+// expired code) as a failed login on the account, and a throttled run once.
+func (e *securityEvents) secondFactorFailure(c *gin.Context, userID string, err error) {
+	switch {
+	case errors.Is(err, models.ErrTooManyRequests):
+		e.throttled(c, err, userID)
+	case errors.Is(err, models.ErrInvalidCode):
+		e.record(c, models.EventLoginFailed, userID, userID, slog.String("step", "second factor"))
+	}
+}
+
+// secondFactorUsed records the second factor that completed a login or a
+// proof: mfa_used, or recovery_code_used for a recovery code.
+func (e *securityEvents) secondFactorUsed(c *gin.Context, userID, method string) {
+	switch method {
+	case "":
+	case models.MethodRecoveryCode:
+		e.record(c, models.EventRecoveryCodeUsed, userID, userID)
+	default:
+		e.record(c, models.EventMFAUsed, userID, userID, slog.String("method", method))
 	}
 }
 

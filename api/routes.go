@@ -21,6 +21,7 @@ type Deps struct {
 	Auth                *services.Auth
 	Admin               *services.Admin
 	Accounts            *services.Accounts
+	MFA                 *services.MFA
 	Users               *services.Users
 	Audit               *services.Audit
 	SessionStore        *services.SessionStore
@@ -32,7 +33,9 @@ type Deps struct {
 	ReauthWindow        time.Duration
 	// MailEnabled is false in production without MAIL_URL: the mail routes answer 404.
 	MailEnabled bool
-	Now         func() time.Time
+	// AdminMFARequired: admin routes need the caller to have a second factor.
+	AdminMFARequired bool
+	Now              func() time.Time
 	// Extra middleware run first on every request (metrics), may be nil.
 	Observe gin.HandlerFunc
 	// Metrics serves GET /metrics on this router; nil when metrics are off
@@ -89,8 +92,9 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	public := r.Group("/", sess.Middleware())
 	public.POST("/register", handleRegister(d.RegistrationEnabled, v, d.Auth, d.Accounts, sess, events))
-	public.POST("/login", sess.Optional(), handleLogin(v, d.Auth, sess, events))
+	public.POST("/login", sess.Optional(), handleLogin(v, d.Auth, d.MFA, sess, events))
 	public.POST("/logout", sess.Optional(), handleLogout(sess, events))
+	public.POST("/login/mfa", sess.RequirePending(), handleLoginMFA(v, d.MFA, sess, events))
 
 	authed := r.Group("/", sess.Middleware(), sess.RequireAuth())
 	authed.GET("/me", handleMe())
@@ -99,11 +103,17 @@ func addRoutes(r *gin.Engine, d Deps) {
 	authed.GET("/sessions", handleListSessions(d.SessionStore))
 	authed.DELETE("/sessions/:id", handleDeleteSession(d.SessionStore, sess, events))
 	authed.POST("/password", handleChangePassword(v, d.Auth, d.Accounts, sess, events))
-	authed.POST("/reauth", handleReauth(v, d.Auth, sess, events))
+	authed.POST("/reauth", handleReauth(v, d.MFA, sess, events))
 	authed.PATCH("/me", handleRename(v, d.Accounts))
 	authed.DELETE("/me", handleDeleteAccount(v, d.Accounts, sess, events))
 
-	adminOnly := []gin.HandlerFunc{middleware.RequireRole(models.RoleAdmin), middleware.RequireRecentAuth(d.ReauthWindow, d.Now)}
+	recent := middleware.RequireRecentAuth(d.ReauthWindow, d.Now)
+	authed.POST("/mfa/totp", recent, handleBeginTOTP(d.MFA))
+	authed.POST("/mfa/totp/confirm", handleConfirmTOTP(v, d.MFA, d.Accounts, sess, events))
+	authed.DELETE("/mfa/totp", recent, handleDisableTOTP(d.MFA, d.Accounts, events))
+	authed.POST("/mfa/recovery-codes", recent, handleNewRecoveryCodes(d.MFA))
+
+	adminOnly := []gin.HandlerFunc{middleware.RequireRole(models.RoleAdmin), middleware.RequireSecondFactor(d.AdminMFARequired), recent}
 	admin := authed.Group("/admin", adminOnly...)
 	admin.GET("/users", handleListUsers(d.Admin))
 	admin.POST("/users", handleCreateUser(v, d.Admin, events))
@@ -112,6 +122,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.POST("/users/:id/logout-all", handleAdminLogoutAll(d.Admin, sess, events))
 	admin.DELETE("/users/:id", handleDeleteUser(d.Admin, sess, events))
 	admin.DELETE("/users/:id/sessions/:sid", handleAdminDeleteSession(d.Admin, sess, events))
+	admin.DELETE("/users/:id/mfa", handleAdminRemoveMFA(d.MFA, d.Accounts, sess, events))
 	admin.GET("/audit", handleListAudit(d.Audit))
 
 	// Off in production without MAIL_URL: 404 before anything else is checked.

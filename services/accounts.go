@@ -169,6 +169,15 @@ func (a *Accounts) ResetPassword(ctx context.Context, token, password, ip string
 	return user, nil
 }
 
+// NotifySecondFactor queues the notice that a second factor was added or removed.
+func (a *Accounts) NotifySecondFactor(email string, added bool) {
+	if added {
+		a.notify(MailNoticeSecondFactorAdded, func() (*Message, error) { return a.mails.SecondFactorAdded(email) })
+		return
+	}
+	a.notify(MailNoticeSecondFactorRemoved, func() (*Message, error) { return a.mails.SecondFactorRemoved(email) })
+}
+
 // NotifyPasswordChanged queues the notice of a password change.
 func (a *Accounts) NotifyPasswordChanged(email string) {
 	a.notify(MailNoticePasswordChanged, func() (*Message, error) { return a.mails.PasswordChanged(email) })

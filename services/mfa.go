@@ -146,6 +146,16 @@ type Code struct {
 	Recovery string
 }
 
+// AnyCode reads a code that may be either kind: six digits are a TOTP
+// code, anything else a recovery code.
+func AnyCode(code string) Code {
+	code = strings.TrimSpace(code)
+	if len(code) == 6 && strings.Trim(code, "0123456789") == "" {
+		return Code{TOTP: code}
+	}
+	return Code{Recovery: code}
+}
+
 func (c Code) empty() bool {
 	return strings.TrimSpace(c.TOTP) == "" && strings.TrimSpace(c.Recovery) == ""
 }
