@@ -62,87 +62,99 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 	for _, warning := range cfg.Warnings() {
 		log.Warn(warning)
 	}
-	if err := app.openDatabase(cfg, log); err != nil {
-		return nil, err
-	}
-	if err := app.openRedis(cfg, log); err != nil {
-		return nil, err
-	}
-	secrets, err := sessionSecrets(cfg, log)
+	bg, metrics, err := app.openDependencies(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	var bg context.Context
-	app.base = context.WithoutCancel(ctx)
-	bg, app.stop = context.WithCancel(app.base)
-	if cfg.Database.AutoMigrate {
-		app.migrate(ctx, bg, log)
+	deps, err := app.newServices(bg, cfg, log, metrics)
+	if err != nil {
+		return nil, err
 	}
+	app.Handler, err = NewRouter(deps)
+	return app, err
+}
 
+// openDependencies opens the database and Redis (applying the schema when
+// AUTO_MIGRATE), the metrics and the mailer, and returns the context of the
+// application's background work.
+func (a *App) openDependencies(ctx context.Context, cfg config.Config, log *slog.Logger) (context.Context, *middleware.Metrics, error) {
+	if err := a.openDatabase(cfg, log); err != nil {
+		return nil, nil, err
+	}
+	if err := a.openRedis(cfg, log); err != nil {
+		return nil, nil, err
+	}
+	var bg context.Context
+	a.base = context.WithoutCancel(ctx)
+	bg, a.stop = context.WithCancel(a.base)
+	if cfg.Database.AutoMigrate {
+		a.migrate(ctx, bg, log)
+	}
 	// Metrics are served on METRICS_ADDR when set, else on the API's own port
 	// in development only: in production they would show every visitor the
 	// traffic, the logins and the outages, so without an address there are none.
 	var metrics *middleware.Metrics // nil: none, and records nothing
 	if cfg.Metrics.Enabled && (cfg.Metrics.Addr != "" || !cfg.Production) {
 		metrics = middleware.NewMetrics()
-		app.Metrics = metrics.Handler()
+		a.Metrics = metrics.Handler()
+	}
+	return bg, metrics, a.openMail(bg, cfg, log, metrics, cfg.Session.Secret)
+}
+
+// newServices builds the services, the session manager and what the router
+// needs of them, and starts the background work that belongs to them.
+func (a *App) newServices(bg context.Context, cfg config.Config, log *slog.Logger, metrics *middleware.Metrics) (Deps, error) {
+	secrets, err := sessionSecrets(cfg, log)
+	if err != nil {
+		return Deps{}, err
 	}
 	hasher, err := services.NewHasher(services.Argon2Params(cfg.Argon2), cfg.Hashing.Concurrency, cfg.Hashing.Wait)
 	if err != nil {
-		return nil, err
+		return Deps{}, err
 	}
-	if err := app.openMail(bg, cfg, log, metrics, secrets[0]); err != nil {
-		return nil, err
-	}
-	lifetimes := models.SessionLifetimes(cfg.Session.Lifetimes)
-	sessionStore := services.NewSessionStore(app.Redis, services.SessionStoreOptions{Lifetimes: lifetimes,
-		MaxPerUser: cfg.Session.MaxPerUser, Counter: metrics})
-	app.Users = services.NewUsers(app.DB, cfg.Database.Timeout)
-	throttle := services.NewThrottle(app.Redis, services.ThrottleLimits(cfg.Throttle))
-	auth := services.NewAuth(services.AuthOptions{
-		Users: app.Users, Hasher: hasher, Throttle: throttle, VerificationRequired: cfg.Accounts.EmailVerificationRequired,
-		Sessions: sessionStore, CommonPasswords: commonpasswords.New(), Log: log,
-	})
-	app.Admin = services.NewAdmin(app.Users, auth, sessionStore)
-	app.Audit = services.NewAudit(services.AuditOptions{DB: app.DB, Timeout: cfg.Database.Timeout, Redis: app.Redis})
-	app.pruneAudit(bg, log)
-	accounts := services.NewAccounts(services.AccountsOptions{
-		Users: app.Users, Auth: auth, Sessions: sessionStore, Throttle: throttle, Audit: app.Audit, Mailer: app.Mailer,
-		Mails: app.MailTemplates, ResetTTL: cfg.Accounts.PasswordResetTTL, VerificationTTL: cfg.Accounts.EmailVerificationTTL, Log: log,
-	})
-	app.workers.Go(func() { learnHashCosts(bg, auth, log) })
 	keys, err := mfaKeys(cfg, log)
 	if err != nil {
-		return nil, err
+		return Deps{}, err
 	}
-	mfa := services.NewMFA(services.MFAOptions{Users: app.Users, Auth: auth, Sessions: sessionStore, Throttle: throttle,
-		Keys: keys, Issuer: cfg.MFA.Issuer})
-	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
-		Redis: app.Redis, Records: sessionStore, Versions: app.Users, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
-		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
-		PendingTimeout: cfg.MFA.PendingTimeout,
+	lifetimes := models.SessionLifetimes(cfg.Session.Lifetimes)
+	sessionStore := services.NewSessionStore(a.Redis, services.SessionStoreOptions{Lifetimes: lifetimes,
+		MaxPerUser: cfg.Session.MaxPerUser, Counter: metrics})
+	a.Users = services.NewUsers(a.DB, cfg.Database.Timeout)
+	throttle := services.NewThrottle(a.Redis, services.ThrottleLimits(cfg.Throttle))
+	auth := services.NewAuth(services.AuthOptions{
+		Users: a.Users, Hasher: hasher, Throttle: throttle, VerificationRequired: cfg.Accounts.EmailVerificationRequired,
+		Sessions: sessionStore, CommonPasswords: commonpasswords.New(), Log: log,
 	})
+	a.workers.Go(func() { learnHashCosts(bg, auth, log) })
+	a.Admin = services.NewAdmin(a.Users, auth, sessionStore)
+	a.Audit = services.NewAudit(services.AuditOptions{DB: a.DB, Timeout: cfg.Database.Timeout, Redis: a.Redis})
+	a.pruneAudit(bg, log)
 	var publicMetrics http.Handler // on the API's own port only without METRICS_ADDR (and so never in production)
 	if cfg.Metrics.Addr == "" {
-		publicMetrics = app.Metrics
+		publicMetrics = a.Metrics
 	}
-	router, err := NewRouter(Deps{
-		Log: log, Auth: auth, Admin: app.Admin, Accounts: accounts, MFA: mfa, Users: app.Users, Audit: app.Audit,
-		SessionStore: sessionStore, SessionManager: sessionManager,
+	return Deps{
+		Log: log, Auth: auth, Admin: a.Admin, Users: a.Users, Audit: a.Audit, SessionStore: sessionStore,
+		Accounts: services.NewAccounts(services.AccountsOptions{
+			Users: a.Users, Auth: auth, Sessions: sessionStore, Throttle: throttle, Audit: a.Audit, Mailer: a.Mailer,
+			Mails: a.MailTemplates, ResetTTL: cfg.Accounts.PasswordResetTTL, VerificationTTL: cfg.Accounts.EmailVerificationTTL, Log: log,
+		}),
+		MFA: services.NewMFA(services.MFAOptions{Users: a.Users, Auth: auth, Sessions: sessionStore, Throttle: throttle,
+			Keys: keys, Issuer: cfg.MFA.Issuer}),
+		SessionManager: middleware.NewSessionManager(middleware.SessionManagerOptions{
+			Redis: a.Redis, Records: sessionStore, Versions: a.Users, KeyPrefix: a.Redis.Keys().Prefix(), Secrets: secrets,
+			Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
+			PendingTimeout: cfg.MFA.PendingTimeout,
+		}),
 		Ready: map[string]Pinger{
-			"database": func(ctx context.Context) error { return services.PingDatabase(ctx, app.DB) },
-			"redis":    app.Redis.Ping,
+			"database": func(ctx context.Context) error { return services.PingDatabase(ctx, a.DB) },
+			"redis":    a.Redis.Ping,
 		},
 		CORSAllowedOrigins: cfg.Browser.CORSAllowedOrigins, TrustedProxies: cfg.Browser.TrustedProxies,
-		RegistrationEnabled: cfg.RegistrationEnabled, ReauthWindow: cfg.ReauthWindow, Now: time.Now, MailEnabled: cfg.Mail.Enabled(),
-		AdminMFARequired: cfg.MFA.AdminRequired,
-		Observe:          metrics.Observe(), Metrics: publicMetrics,
-	})
-	if err != nil {
-		return nil, err
-	}
-	app.Handler = router
-	return app, nil
+		RegistrationEnabled: cfg.RegistrationEnabled, ReauthWindow: cfg.ReauthWindow, Now: time.Now,
+		MailEnabled: cfg.Mail.Enabled(), AdminMFARequired: cfg.MFA.AdminRequired,
+		Observe: metrics.Observe(), Metrics: publicMetrics,
+	}, nil
 }
 
 // Close sends the queued mail within SHUTDOWN_TIMEOUT (unless DrainMail
