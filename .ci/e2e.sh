@@ -5,11 +5,15 @@
 # document is linted (redocly, no problem allowed); last, the README's curl blocks run as written in
 # bash and zsh (.ci/readme-commands.sh, on a server of its own with the embedded default).
 # Needs PostgreSQL on 127.0.0.1:5432 (database "test") and Redis on 127.0.0.1:6379 already up;
-# installs what is missing (npm packages with `npm ci`, Debian's chromium and zsh). Everything it starts
-# or creates (server, proxy, static servers, the e2e_<random> schema, Redis keys under its own prefix,
-# a temp dir) is removed on exit. Every step is bounded in time; any failure exits non-zero.
+# installs what is missing (npm packages with `npm ci`, Debian's chromium and zsh). The server sends its
+# mail to Mailpit (the browser test reads a reset link from it): the one .ci/run started
+# (TEST_MAIL_URL, TEST_MAILPIT_API), else one started here from MAILPIT_BIN or the CI cache, built there
+# with `go install` when missing (as .ci/run does). Everything it starts or creates (server, proxy,
+# static servers, its own Mailpit, the e2e_<random> schema, Redis keys under its own prefix, a temp
+# dir) is removed on exit. Every step is bounded in time; any failure exits non-zero.
 #   E2E_DATABASE_URL  (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable)
 #   E2E_REDIS_URL     (default redis://127.0.0.1:6379/0)
+#   TEST_MAIL_URL, TEST_MAILPIT_API  a running Mailpit (both, or neither)
 #   E2E_API_PORT, E2E_SPA_PORT, E2E_EVIL_PORT, E2E_PRISM_PORT  (default: free ports)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +30,7 @@ prefix="e2e$suffix:"
 tmp="$(mktemp -d)"
 server_pid=""
 prism_pid=""
+mailpit_pid=""
 schema_created=""
 
 cleanup() {
@@ -40,6 +45,10 @@ cleanup() {
     for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$server_pid" 2>/dev/null
     wait "$server_pid" 2>/dev/null
+  fi
+  if [ -n "$mailpit_pid" ] && kill -0 "$mailpit_pid" 2>/dev/null; then
+    kill -TERM "$mailpit_pid" 2>/dev/null
+    wait "$mailpit_pid" 2>/dev/null
   fi
   if [ "$rc" -ne 0 ] && [ -s "$tmp/server.log" ]; then
     log "last lines of the server log:"
@@ -111,6 +120,47 @@ api_url="http://127.0.0.1:$api_port"
 timeout 10 pg_isready -q -d "$pg_url" || die "PostgreSQL does not answer at $pg_url"
 [ "$(timeout 10 redis-cli -u "$redis_url" ping 2>/dev/null)" = "PONG" ] || die "Redis does not answer at $redis_url"
 
+# --- Mailpit ------------------------------------------------------------------------------------
+if [ -n "${TEST_MAIL_URL:-}" ] || [ -n "${TEST_MAILPIT_API:-}" ]; then
+  [ -n "${TEST_MAIL_URL:-}" ] && [ -n "${TEST_MAILPIT_API:-}" ] || die "set both TEST_MAIL_URL and TEST_MAILPIT_API, or neither"
+  mail_url="$TEST_MAIL_URL"
+  mailpit_api="${TEST_MAILPIT_API%/}"
+else
+  # Not a dependency of the product: built once per machine into a cache outside the repository.
+  mailpit_version=v1.33.1
+  mailpit_dir="${SESSIONAUTH_CI_CACHE:-$HOME/.cache/sessionauth-ci}/mailpit-$mailpit_version"
+  mailpit_bin="${MAILPIT_BIN:-$mailpit_dir/mailpit}"
+  if [ ! -x "$mailpit_bin" ]; then
+    mailpit_bin="$mailpit_dir/mailpit"
+    log "building Mailpit $mailpit_version into $mailpit_dir (once per machine, about 1.5 min)"
+    mkdir -p "$tmp/mailpit-build" # outside any module, so the product's go.mod plays no part
+    (cd "$tmp/mailpit-build" && GOBIN="$mailpit_dir" GOFLAGS=-buildvcs=false timeout 900 go install "github.com/axllent/mailpit@$mailpit_version") ||
+      die "building Mailpit failed"
+  fi
+  taken=" $api_port $spa_port $evil_port $prism_port "
+  mailpit_smtp="$(free_port)"
+  while [[ "$taken" == *" $mailpit_smtp "* ]]; do mailpit_smtp="$(free_port)"; done
+  mailpit_http="$(free_port)"
+  while [[ "$taken $mailpit_smtp " == *" $mailpit_http "* ]]; do mailpit_http="$(free_port)"; done
+  mkdir -p "$tmp/mailpit"
+  "$mailpit_bin" --smtp "127.0.0.1:$mailpit_smtp" --listen "127.0.0.1:$mailpit_http" --database "$tmp/mailpit/mailpit.db" \
+    --disable-version-check --quiet --max 5000 >"$tmp/mailpit/mailpit.log" 2>&1 &
+  mailpit_pid=$!
+  mail_url="smtp://127.0.0.1:$mailpit_smtp?tls=none"
+  mailpit_api="http://127.0.0.1:$mailpit_http"
+fi
+ready=""
+deadline=$((SECONDS + 20))
+while [ "$SECONDS" -lt "$deadline" ]; do
+  if [ -n "$mailpit_pid" ] && ! kill -0 "$mailpit_pid" 2>/dev/null; then
+    cat "$tmp/mailpit/mailpit.log" >&2; die "Mailpit exited at start"
+  fi
+  if curl -fs -o /dev/null --max-time 2 "$mailpit_api/readyz"; then ready=1; break; fi
+  sleep 0.2
+done
+[ -n "$ready" ] || die "Mailpit did not answer at $mailpit_api within 20 s"
+log "Mailpit: $mailpit_api"
+
 log "building the server"
 timeout 600 go build -o "$tmp/api" . || die "go build failed"
 
@@ -125,6 +175,8 @@ export SESSION_KEY_PREFIX="$prefix" SESSION_SECRET="$(od -An -N32 -tx1 /dev/uran
 export COOKIE_SECURE=false COOKIE_SAMESITE=Lax CORS_ALLOWED_ORIGINS="http://127.0.0.1:$spa_port"
 export REGISTER_IP_MAX=1000 ARGON2_MEMORY_KIB=64 ARGON2_ITERATIONS=1 ARGON2_PARALLELISM=1 HASH_CONCURRENCY=4
 export LOG_LEVEL=info
+# Mail to Mailpit; its links open the SPA of the browser test.
+export MAIL_URL="$mail_url" FRONTEND_URL="http://127.0.0.1:$spa_port"
 
 log "migrating and creating the admin"
 (cd "$tmp" && timeout 60 ./api migrate) || die "migrate failed"
@@ -155,8 +207,14 @@ BASE_URL="$api_url" COOKIE_NAME=sessionId ADMIN_EMAIL="$admin_email" ADMIN_PASSW
 # Prism with --errors answers 500 instead of passing on any answer that does not match the document,
 # and answers a request that breaks it itself: the collection skips the requests that do so on purpose
 # (validatingProxy=true). Any violation in Prism's log fails the run too.
+# The document names the default cookie, __Host-sessionId, which needs a Secure cookie; this server runs
+# on plain http with SESSION_COOKIE_NAME's other default, sessionId, so Prism checks the document with that
+# name (else it refuses every request with a session as carrying no credentials).
 log "Postman collection through Prism's validating proxy"
-node_modules/.bin/prism proxy api/openapi.yaml "$api_url" --errors --cors=false \
+sed 's/^      name: __Host-sessionId$/      name: sessionId/' api/openapi.yaml >"$tmp/openapi.yaml"
+[ "$(diff api/openapi.yaml "$tmp/openapi.yaml" | grep -c '^>')" = 1 ] ||
+  die "api/openapi.yaml: expected one security scheme line 'name: __Host-sessionId' to rename for Prism"
+node_modules/.bin/prism proxy "$tmp/openapi.yaml" "$api_url" --errors --cors=false \
   --host 127.0.0.1 --port "$prism_port" >"$tmp/prism.log" 2>&1 &
 prism_pid=$!
 prism_url="http://127.0.0.1:$prism_port"
@@ -180,7 +238,7 @@ log "Prism: no violation"
 
 # --- real browser -------------------------------------------------------------------------------
 log "browser test"
-API_URL="$api_url" SPA_PORT="$spa_port" EVIL_PORT="$evil_port" CHROMIUM=/usr/bin/chromium \
+API_URL="$api_url" SPA_PORT="$spa_port" EVIL_PORT="$evil_port" CHROMIUM=/usr/bin/chromium MAILPIT_API="$mailpit_api" \
   SCREENSHOT_DIR="$tmp/screenshots" BROWSER_TEST_TIMEOUT=300 \
   timeout 400 bash tests/browser/run.sh || die "browser test failed"
 

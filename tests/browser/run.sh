@@ -2,10 +2,13 @@
 # Runs the real-browser test against a running API.
 #   API_URL    the API (default http://127.0.0.1:8080); it must have been started with
 #              APP_ENV=development COOKIE_SECURE=false COOKIE_SAMESITE=Lax CORS_ALLOWED_ORIGINS=http://127.0.0.1:$SPA_PORT
+#              and, for the walks through mail, MAIL_URL at a Mailpit and FRONTEND_URL=http://127.0.0.1:$SPA_PORT
+#   MAILPIT_API  that Mailpit's HTTP API (e.g. http://127.0.0.1:8025); unset, the walks through mail
+#              (verification link, forgot password -> reset page -> login) are skipped
 #   SPA_PORT   port of the trusted SPA origin (default 5173)
 #   EVIL_PORT  port of an origin NOT in CORS_ALLOWED_ORIGINS (default 5174)
 #   CHROMIUM   browser binary (default /usr/bin/chromium; Debian package "chromium")
-#   SCREENSHOT_DIR        where spa-logged-in.png and spa-logged-out.png go (default docs/; CI
+#   SCREENSHOT_DIR        where spa-logged-in.png, spa-logged-out.png and spa-reset-password.png go (default docs/; CI
 #                         points it elsewhere so the tree stays clean)
 #   BROWSER_TEST_TIMEOUT  bound for the node test run in seconds (default 300)
 # Starts two static servers on 127.0.0.1, checks that the API trusts the SPA origin, runs

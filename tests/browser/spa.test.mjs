@@ -1,8 +1,10 @@
 // Real-browser test of the session cookie with a cross-origin (same-site) SPA.
 // Run by tests/browser/run.sh, which starts the two static servers; needs a running API started with
 //   APP_ENV=development COOKIE_SECURE=false COOKIE_SAMESITE=Lax CORS_ALLOWED_ORIGINS=http://127.0.0.1:$SPA_PORT
+// and, for the walks through mail, MAIL_URL at a Mailpit and FRONTEND_URL=http://127.0.0.1:$SPA_PORT.
 // Env: API_URL (default http://127.0.0.1:8080), SPA_PORT (default 5173), EVIL_PORT (default 5174),
-//      CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default docs/).
+//      CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default docs/),
+//      MAILPIT_API (that Mailpit's HTTP API; unset, the walks through mail are skipped).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -19,6 +21,8 @@ const EVIL_ORIGIN = `http://127.0.0.1:${process.env.EVIL_PORT || 5174}`;
 // Screenshots for the README go to docs/ unless SCREENSHOT_DIR says otherwise (CI keeps the tree clean).
 const DOCS = path.resolve(process.env.SCREENSHOT_DIR || fileURLToPath(new URL('../../docs/', import.meta.url))) + path.sep;
 const TIMEOUT = 15_000;
+const MAILPIT_API = (process.env.MAILPIT_API || '').replace(/\/+$/, '');
+const NO_MAILPIT = MAILPIT_API ? false : 'MAILPIT_API unset: no mail server to read the links from';
 
 const rnd = () => Math.random().toString(36).slice(2, 10);
 const stamp = `${Date.now()}-${rnd()}`;
@@ -30,8 +34,9 @@ let ctx1;
 let page1;
 
 // A plain HTTP request from node, so the test can send the headers a browser would (Origin, Sec-Fetch-Site).
-function rawRequest(method, path, headers = {}) {
+function rawRequest(method, path, headers = {}, body = undefined) {
   return new Promise((resolve, reject) => {
+    if (body !== undefined) headers = { ...headers, 'Content-Type': 'application/json' };
     const req = http.request(API_URL + path, { method, headers, timeout: TIMEOUT }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -44,8 +49,35 @@ function rawRequest(method, path, headers = {}) {
     });
     req.on('timeout', () => req.destroy(new Error(`timeout: ${method} ${path}`)));
     req.on('error', reject);
-    req.end();
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
+}
+
+// The mail to `to` with `subject` that Mailpit received (waiting for it: mail goes out after the answer),
+// and the link of its plain-text body to `page` (/reset-password, /verify-email).
+async function mailedLink(to, subject, page) {
+  const getJSON = async (url) => {
+    const res = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT) });
+    assert.equal(res.status, 200, `Mailpit GET ${url}`);
+    return res.json();
+  };
+  const search = `${MAILPIT_API}/api/v1/search?query=${encodeURIComponent(`to:"${to}"`)}`;
+  for (const deadline = Date.now() + TIMEOUT; ; await new Promise((r) => setTimeout(r, 200))) {
+    const found = (await getJSON(search)).messages.find((m) => m.Subject === subject);
+    if (found) {
+      const mail = await getJSON(`${MAILPIT_API}/api/v1/message/${encodeURIComponent(found.ID)}`);
+      const link = mail.Text.match(/https?:\/\/\S+#token=[A-Za-z0-9_-]+/)?.[0];
+      assert.ok(link, `a link with a token in the mail "${subject}": ${mail.Text}`);
+      assert.ok(link.startsWith(`${SPA_ORIGIN}${page}#token=`), `the link opens the SPA's ${page} (FRONTEND_URL=${SPA_ORIGIN}): ${link}`);
+      return link;
+    }
+    assert.ok(Date.now() < deadline, `no mail "${subject}" to ${to} in Mailpit within ${TIMEOUT} ms`);
+  }
+}
+async function expectMessage(page, text) {
+  await idle(page);
+  const got = await page.locator('#message').textContent();
+  assert.ok(got.startsWith(text), `#message: got "${got}", want "${text}…"`);
 }
 
 async function sessionCookieHeader(ctx) {
@@ -215,4 +247,88 @@ test('logout-all from a second browser logs out the first', async () => {
   await page1.reload({ waitUntil: 'load' });
   await expectStatus(page1, 'logged out');
   await page1.screenshot({ path: DOCS + 'spa-logged-out.png' });
+});
+
+// A user of their own for the walks through mail, registered without the browser.
+const MAIL_EMAIL = `spa-mail-${stamp}@example.com`;
+const MAIL_PASSWORD = `Ml1-${rnd()}${rnd()}`;
+const NEW_PASSWORD = `Nw2-${rnd()}${rnd()}`;
+let mailUserCookie;
+
+test('the link of the registration mail opens /verify-email, which verifies the address', { skip: NO_MAILPIT }, async () => {
+  const reg = await rawRequest('POST', '/register', {}, { email: MAIL_EMAIL, password: MAIL_PASSWORD, name: 'Mail Tester' });
+  assert.equal(reg.status, 201, `POST /register: ${reg.body}`);
+  assert.equal(reg.json.user.email_verified, false, 'a new registration is not verified');
+  mailUserCookie = [].concat(reg.headers['set-cookie'] || []).map((c) => c.split(';')[0]).find((c) => c.startsWith(COOKIE_NAME + '='));
+  assert.ok(mailUserCookie, 'registration set the session cookie');
+
+  const link = await mailedLink(MAIL_EMAIL, 'Confirm your email address', '/verify-email');
+  const ctx = await browser.newContext({ viewport: { width: 900, height: 640 } });
+  ctx.setDefaultTimeout(TIMEOUT);
+  try {
+    const page = await ctx.newPage();
+    await page.goto(link, { waitUntil: 'load' });
+    await expectMessage(page, 'POST /email/verify: 200');
+    assert.equal(new URL(page.url()).hash, '', 'the page took the token out of the address bar');
+  } finally {
+    await ctx.close();
+  }
+  // The session opened by the registration shows it at once (its copy of the profile was rewritten).
+  const me = await rawRequest('GET', '/me', { Cookie: mailUserCookie });
+  assert.equal(me.status, 200, me.body);
+  assert.equal(me.json.user.email_verified, true, 'GET /me shows the email verified');
+});
+
+test('forgot password -> mail -> reset page -> login with the new password', { skip: NO_MAILPIT }, async () => {
+  const ctx = await browser.newContext({ viewport: { width: 900, height: 640 } });
+  ctx.setDefaultTimeout(TIMEOUT);
+  try {
+    const page = await ctx.newPage();
+    await openSpa(page);
+    await expectStatus(page, 'logged out');
+    await page.fill('#forgot-email', MAIL_EMAIL);
+    await click(page, '#forgot');
+    await expectMessage(page, 'POST /password/forgot: 202');
+
+    const link = await mailedLink(MAIL_EMAIL, 'Reset your password', '/reset-password');
+    await page.goto(link, { waitUntil: 'load' });
+    await idle(page);
+    assert.ok(await page.locator('#reset-form').isVisible(), 'the reset form shows on /reset-password');
+    assert.equal(new URL(page.url()).pathname, '/reset-password');
+    assert.equal(new URL(page.url()).hash, '', 'the page took the token out of the address bar');
+    await page.fill('#new-password', NEW_PASSWORD);
+    await page.screenshot({ path: DOCS + 'spa-reset-password.png' });
+    await click(page, '#reset');
+    await expectMessage(page, 'POST /password/reset: 200');
+
+    // The reset ended every session, the one the registration opened included.
+    const me = await rawRequest('GET', '/me', { Cookie: mailUserCookie });
+    assert.equal(me.status, 401, `the session from before the reset still answers: ${me.body}`);
+
+    // The link works once (a blank page first: from /reset-password, only the fragment would change).
+    await page.goto('about:blank');
+    await page.goto(link, { waitUntil: 'load' });
+    await idle(page);
+    await page.fill('#new-password', `${NEW_PASSWORD}-again`);
+    await click(page, '#reset');
+    await expectMessage(page, 'POST /password/reset: 400 invalid_token');
+
+    // The old password is refused, the new one logs in, and /me answers.
+    await fill(page, { email: MAIL_EMAIL, password: MAIL_PASSWORD });
+    await click(page, '#login');
+    await expectMessage(page, 'POST /login: 401 invalid_credentials');
+    await expectStatus(page, 'logged out');
+    await fill(page, { email: MAIL_EMAIL, password: NEW_PASSWORD });
+    await click(page, '#login');
+    await expectStatus(page, MAIL_EMAIL);
+    const meResponse = page.waitForResponse((r) => r.url() === API_URL + '/me', { timeout: TIMEOUT });
+    await click(page, '#me');
+    const r = await meResponse;
+    assert.equal(r.status(), 200);
+    assert.equal((await r.json()).user.email, MAIL_EMAIL);
+    await expectStatus(page, MAIL_EMAIL);
+    assert.equal(await page.locator('#verified').textContent(), '(email verified)');
+  } finally {
+    await ctx.close();
+  }
 });

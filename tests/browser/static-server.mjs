@@ -1,7 +1,9 @@
 // Tiny dependency-free static file server for the browser test.
 //   node static-server.mjs <dir> <port>
 // Serves <dir> on 127.0.0.1:<port>, plus /config.js which tells the page where the API is
-// (window.API_URL, from the API_URL environment variable). Stops on SIGTERM/SIGINT.
+// (window.API_URL, from the API_URL environment variable). A path with no file and no extension
+// (/reset-password, /verify-email: the pages mails link to) gets index.html, as an SPA host does.
+// Stops on SIGTERM/SIGINT.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -43,6 +45,12 @@ const server = http.createServer((req, res) => {
   const file = path.join(root, pathname);
   if (file !== root && !file.startsWith(root + path.sep)) return send(404, 'text/plain', 'not found\n');
   fs.readFile(file, (err, data) => {
+    if (err && !path.extname(file)) {
+      return fs.readFile(path.join(root, 'index.html'), (err2, index) => {
+        if (err2) return send(404, 'text/plain', 'not found\n');
+        send(200, types['.html'], index);
+      });
+    }
     if (err) return send(404, 'text/plain', 'not found\n');
     send(200, types[path.extname(file)] || 'application/octet-stream', data);
   });
