@@ -73,6 +73,16 @@ func parseUserQuery(c *gin.Context) (services.UserQuery, error) {
 	return q, nil
 }
 
+// expireOwnCookie expires the caller's cookie when the admin acted on their
+// own account (whose sessions just ended), and returns the caller's session.
+func expireOwnCookie(c *gin.Context, sess *middleware.SessionManager, userID string) *models.Session {
+	actor := middleware.CurrentSession(c)
+	if userID == actor.UserID {
+		sess.ExpireCookie(c)
+	}
+	return actor
+}
+
 // userIDParam returns the :id of the path, or not_found when it is not a
 // user id in canonical form (services.ValidUserID): the same answer as an
 // unknown user, and the database never sees it.
@@ -149,10 +159,7 @@ func handleDeleteUser(admin *services.Admin, sess *middleware.SessionManager, ev
 			_ = c.Error(err)
 			return
 		}
-		actor := middleware.CurrentSession(c)
-		if id == actor.UserID {
-			sess.ExpireCookie(c)
-		}
+		actor := expireOwnCookie(c, sess, id)
 		events.record(c, models.EventUserDeleted, actor.UserID, id)
 		c.Status(http.StatusNoContent)
 	}
@@ -169,10 +176,7 @@ func handleAdminLogoutAll(admin *services.Admin, sess *middleware.SessionManager
 			_ = c.Error(err)
 			return
 		}
-		actor := middleware.CurrentSession(c)
-		if id == actor.UserID {
-			sess.ExpireCookie(c)
-		}
+		actor := expireOwnCookie(c, sess, id)
 		events.record(c, models.EventLogoutAll, actor.UserID, id, slog.Int("revoked", revoked))
 		c.JSON(http.StatusOK, revokedResponse{Success: true, Revoked: revoked})
 	}

@@ -140,10 +140,7 @@ func handleAdminRemoveMFA(mfa *services.MFA, accounts *services.Accounts, sess *
 			_ = c.Error(err)
 			return
 		}
-		actor := middleware.CurrentSession(c)
-		if id == actor.UserID {
-			sess.ExpireCookie(c)
-		}
+		actor := expireOwnCookie(c, sess, id)
 		events.record(c, models.EventMFADisabled, actor.UserID, user.ID, slog.String("method", "all"))
 		accounts.NotifySecondFactor(user.Email, false)
 		c.Status(http.StatusNoContent)

@@ -1,6 +1,7 @@
 package services
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -85,18 +86,11 @@ func (a *Accounts) ForgotPassword(ctx context.Context, email string, by Requeste
 	if err := a.throttle.BeginForgot(ctx, by.IP); err != nil {
 		return err
 	}
-	a.mailer.Enqueue(MailPasswordReset, func(ctx context.Context) (*Message, error) {
+	a.queueReset(by, func(ctx context.Context) (models.User, error) {
 		if ok, err := a.throttle.AllowResetMail(ctx, email); !ok {
-			return nil, err
+			return models.User{}, cmp.Or[error](err, models.ErrNotFound)
 		}
-		user, err := a.users.FindByEmail(ctx, email)
-		if errors.Is(err, models.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		return a.resetMail(ctx, user, by)
+		return a.users.FindByEmail(ctx, email)
 	})
 	return nil
 }
@@ -108,8 +102,15 @@ func (a *Accounts) SendPasswordReset(ctx context.Context, id string, by Requeste
 	if _, err := a.users.FindByID(ctx, id); err != nil {
 		return err
 	}
+	a.queueReset(by, func(ctx context.Context) (models.User, error) { return a.users.FindByID(ctx, id) })
+	return nil
+}
+
+// queueReset queues a reset mail for the user that find returns in the mail
+// worker; not_found there sends nothing.
+func (a *Accounts) queueReset(by Requester, find func(context.Context) (models.User, error)) {
 	a.mailer.Enqueue(MailPasswordReset, func(ctx context.Context) (*Message, error) {
-		user, err := a.users.FindByID(ctx, id)
+		user, err := find(ctx)
 		if errors.Is(err, models.ErrNotFound) {
 			return nil, nil
 		}
@@ -118,7 +119,6 @@ func (a *Accounts) SendPasswordReset(ctx context.Context, id string, by Requeste
 		}
 		return a.resetMail(ctx, user, by)
 	})
-	return nil
 }
 
 // resetMail issues a reset token for an enabled user (superseding earlier
