@@ -14,7 +14,7 @@ import (
 // without MAIL_URL), the mailer and its workers: SMTP, or in development
 // without MAIL_URL the log. The workers run on ctx until Close drains them.
 func (a *App) openMail(ctx context.Context, cfg config.Config, log *slog.Logger, counter services.MailCounter, secret []byte) error {
-	a.MailTemplates = services.NewMailTemplates(cfg.FrontendURL, "")
+	a.MailTemplates = services.NewMailTemplates(cfg.FrontendURL, cfg.MFA.Issuer)
 	var sender services.MailSender
 	switch cfg.Mail.Mode {
 	case config.MailSMTP:

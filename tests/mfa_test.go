@@ -256,3 +256,19 @@ func TestTOTPConfirmationFailsClosed(t *testing.T) {
 	again.do("POST", "/mfa/totp/confirm", map[string]any{"code": auth.code(0)}).want(t, 200)
 	stolen.do("GET", "/me", nil).want(t, 401, "not_authenticated")
 }
+
+// TestSecondFactorChangesAreMailed: turning TOTP on and off each mail the
+// user a notice.
+func TestSecondFactorChangesAreMailed(t *testing.T) {
+	t.Parallel()
+	s, mp := mailServer(t, nil)
+	email := uniqueEmail("noticed")
+	c := s.newClient(t)
+	c.register(email)
+	c.enrolTOTP()
+	c.do("DELETE", "/mfa/totp", nil).want(t, 204)
+	got := mp.subjects(t, email, 3, 10*time.Second)
+	if !slicesContain(got, "turned on") || !slicesContain(got, "turned off") {
+		t.Fatalf("got mails %q, want notices of TOTP turned on and off", got)
+	}
+}
