@@ -63,6 +63,29 @@ func TestDocsNameEverySetting(t *testing.T) {
 	}
 }
 
+// TestEnvExampleNamesEverySetting fails when a setting the server reads is
+// missing from .env.example, as KEY=value or commented out as #KEY=value.
+func TestEnvExampleNamesEverySetting(t *testing.T) {
+	t.Parallel()
+	read := map[string]bool{}
+	_, _ = config.Load(func(key string) string { read[key] = true; return "" })
+	example, err := os.ReadFile(filepath.Join("..", ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(string(example), "\n") {
+		if key, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "#"), "="); ok && !strings.Contains(key, " ") {
+			listed[key] = true
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(read)) {
+		if !listed[key] {
+			t.Errorf(".env.example: setting %s is missing (add it, commented out if it has no safe example value)", key)
+		}
+	}
+}
+
 // TestAPIDocCheckCatchesDrift proves apiDocProblems notices each kind of drift.
 func TestAPIDocCheckCatchesDrift(t *testing.T) {
 	t.Parallel()
