@@ -17,7 +17,7 @@ die() { printf '[readme] FAIL: %s\n' "$*" >&2; exit 1; }
 # included): the walkthrough of "Start it" ends on a 401 after logout-all; the endpoint list answers
 # 2xx throughout, but for the two calls with a made-up mail token (400 invalid_token).
 expected_walkthrough="201 200 200 200 401"
-expected_endpoints="201 200 200 200 200 204 200 200 200 200 202 202 202 400 400 200 200 200 200 201 200 200 200 200 200 200 202 204 200 204 200 200"
+expected_endpoints="201 200 200 200 200 204 200 200 200 200 200 202 202 202 400 400 200 200 200 200 201 200 200 200 200 200 200 202 204 204 200 204 200 200"
 
 for tool in go curl bash zsh; do
   command -v "$tool" >/dev/null || die "$tool not found"

@@ -8,8 +8,8 @@
 #   SPA_PORT   port of the trusted SPA origin (default 5173)
 #   EVIL_PORT  port of an origin NOT in CORS_ALLOWED_ORIGINS (default 5174)
 #   CHROMIUM   browser binary (default /usr/bin/chromium; Debian package "chromium")
-#   SCREENSHOT_DIR        where spa-logged-in.png, spa-logged-out.png and spa-reset-password.png go (default docs/; CI
-#                         points it elsewhere so the tree stays clean)
+#   SCREENSHOT_DIR        where spa-logged-in.png, spa-logged-out.png, spa-reset-password.png, spa-two-factor.png and
+#                         spa-two-factor-login.png go (default docs/; CI points it elsewhere so the tree stays clean)
 #   BROWSER_TEST_TIMEOUT  bound for the node test run in seconds (default 300)
 # Starts two static servers on 127.0.0.1, checks that the API trusts the SPA origin, runs
 # `node --test`, stops what it started. Exits non-zero on any failure; every wait is bounded.

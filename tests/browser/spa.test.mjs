@@ -5,12 +5,14 @@
 // Env: API_URL (default http://127.0.0.1:8080), SPA_PORT (default 5173), EVIL_PORT (default 5174),
 //      CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default docs/),
 //      MAILPIT_API (that Mailpit's HTTP API; unset, the walks through mail are skipped).
+// The second-factor tests enrol TOTP from the SPA and compute the codes here (node:crypto), as an authenticator app does.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 const API_URL = (process.env.API_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
@@ -330,5 +332,146 @@ test('forgot password -> mail -> reset page -> login with the new password', { s
     assert.equal(await page.locator('#verified').textContent(), '(email verified)');
   } finally {
     await ctx.close();
+  }
+});
+
+// The authenticator app: RFC 6238 codes (HMAC-SHA1, 6 digits, 30-second steps) of a base32 secret.
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const bytes = [];
+  let bits = 0;
+  let value = 0;
+  for (const ch of text.replace(/=+$/, '').toUpperCase()) {
+    const i = alphabet.indexOf(ch);
+    assert.ok(i >= 0, `not base32: ${text}`);
+    value = ((value << 5) | i) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((value >>> bits) & 0xff);
+    }
+  }
+  return Buffer.from(bytes);
+}
+function totpCode(secret, step) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac('sha1', base32Decode(secret)).update(counter).digest();
+  const offset = mac[19] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+// A user of their own for the second factor, enrolled from the SPA's "Two-factor" panel.
+const TOTP_EMAIL = `spa-totp-${stamp}@example.com`;
+const TOTP_PASSWORD = `Tf3-${rnd()}${rnd()}`;
+let totpCtx;
+let totpPage;
+let totpSecret;
+let totpBase; // the time step at enrolment; the codes of base-1, base, base+1 are used in that order
+let recoveryCodes;
+
+async function passwordStep(page) {
+  await fill(page, { email: TOTP_EMAIL, password: TOTP_PASSWORD });
+  await click(page, '#login');
+  await expectMessage(page, 'POST /login: 200 mfa_required (totp, recovery_code)');
+  await expectStatus(page, 'code needed');
+  assert.ok(await page.locator('#mfa-form').isVisible(), 'the page asks for the second factor');
+}
+async function secondStep(page, code) {
+  await page.fill('#mfa-code', code);
+  await click(page, '#mfa-submit');
+}
+
+test('two-factor: the test computes RFC 6238 codes', () => {
+  const rfc = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'; // base32 of the ASCII "12345678901234567890"
+  assert.deepEqual([1, 37037036, 66666666, 666666666].map((step) => totpCode(rfc, step)),
+    ['287082', '081804', '279037', '353130']);
+});
+
+test('two-factor: set up TOTP from the panel, with a code computed from the secret the page shows', async () => {
+  totpCtx = await browser.newContext({ viewport: { width: 900, height: 900 } });
+  totpCtx.setDefaultTimeout(TIMEOUT);
+  totpPage = await totpCtx.newPage();
+  await openSpa(totpPage);
+  await fill(totpPage, { email: TOTP_EMAIL, password: TOTP_PASSWORD, name: 'TOTP Tester' });
+  await click(totpPage, '#register'); // registering is a recent proof, which setting TOTP up needs
+  await expectStatus(totpPage, TOTP_EMAIL);
+  assert.ok(await totpPage.locator('#totp-card').isVisible(), 'the Two-factor panel shows when logged in');
+  assert.equal(await totpPage.locator('#totp-state').textContent(), 'off');
+
+  await click(totpPage, '#totp-start');
+  await expectMessage(totpPage, 'POST /mfa/totp: 200');
+  totpSecret = (await totpPage.locator('#totp-secret').textContent()).trim();
+  assert.match(totpSecret, /^[A-Z2-7]{16,}=*$/, 'a base32 secret');
+  const uri = await totpPage.locator('#totp-uri').textContent();
+  assert.ok(uri.startsWith('otpauth://totp/'), `the otpauth URI: ${uri}`);
+  assert.equal(new URL(uri).searchParams.get('secret'), totpSecret, 'the URI carries the same secret');
+
+  // At least 10 s left in the time step, so that the three codes stay acceptable for the test's whole run.
+  const left = 30_000 - (Date.now() % 30_000);
+  if (left < 10_000) await new Promise((resolve) => setTimeout(resolve, left + 100));
+  totpBase = Math.floor(Date.now() / 30_000);
+  const cookieBefore = await sessionCookieHeader(totpCtx);
+  await totpPage.fill('#totp-code', totpCode(totpSecret, totpBase - 1));
+  await click(totpPage, '#totp-confirm');
+  await expectMessage(totpPage, 'POST /mfa/totp/confirm: 200');
+  recoveryCodes = await totpPage.locator('#recovery-codes li').allTextContents();
+  assert.equal(recoveryCodes.length, 10, `10 recovery codes shown: ${recoveryCodes}`);
+  for (const code of recoveryCodes) assert.match(code, /^[A-Z2-7]{5}-[A-Z2-7]{5}$/);
+  assert.equal(await totpPage.locator('#totp-state').textContent(), 'on', 'GET /me shows TOTP on');
+  assert.equal(await totpPage.locator('#totp-start').isVisible(), false);
+  // The first factor ends every session of the user; this browser got a new one in the same answer.
+  assert.equal((await rawRequest('GET', '/me', { Cookie: cookieBefore })).status, 401, 'the session from before TOTP still answers');
+  assert.equal((await rawRequest('GET', '/me', { Cookie: await sessionCookieHeader(totpCtx) })).status, 200);
+  await totpPage.screenshot({ path: DOCS + 'spa-two-factor.png' });
+});
+
+test('two-factor: log out, log in with the password, then a TOTP code; /me answers', async () => {
+  await click(totpPage, '#logout');
+  await expectStatus(totpPage, 'logged out');
+  await passwordStep(totpPage);
+  // The half logged-in session survives a reload: GET /me answers 401 mfa_required, and the page asks again.
+  await totpPage.reload({ waitUntil: 'load' });
+  await expectStatus(totpPage, 'code needed');
+  await expectMessage(totpPage, 'GET /me: 401 mfa_required');
+  await totpPage.screenshot({ path: DOCS + 'spa-two-factor-login.png' });
+
+  const near = [-2, -1, 0, 1, 2, 3].map((d) => totpCode(totpSecret, totpBase + d));
+  let wrong = (Number(near[2]) + 500_000) % 1_000_000;
+  while (near.includes(String(wrong).padStart(6, '0'))) wrong = (wrong + 1) % 1_000_000;
+  await secondStep(totpPage, String(wrong).padStart(6, '0'));
+  await expectMessage(totpPage, 'POST /login/mfa: 400 invalid_code');
+  await expectStatus(totpPage, 'code needed');
+
+  await secondStep(totpPage, totpCode(totpSecret, totpBase)); // a later step than the confirmation's
+  await expectStatus(totpPage, TOTP_EMAIL);
+  assert.equal(await totpPage.locator('#mfa-form').isVisible(), false);
+  const meResponse = totpPage.waitForResponse((r) => r.url() === API_URL + '/me', { timeout: TIMEOUT });
+  await click(totpPage, '#me');
+  const r = await meResponse;
+  assert.equal(r.status(), 200);
+  assert.deepEqual((await r.json()).user.mfa, { totp: true, passkeys: 0 });
+  await expectStatus(totpPage, TOTP_EMAIL);
+});
+
+test('two-factor: log in with a recovery code, which works once', async () => {
+  try {
+    await click(totpPage, '#logout');
+    await expectStatus(totpPage, 'logged out');
+    await passwordStep(totpPage);
+    await secondStep(totpPage, recoveryCodes[0]);
+    await expectStatus(totpPage, TOTP_EMAIL);
+    await click(totpPage, '#me');
+    await expectMessage(totpPage, 'GET /me: 200');
+
+    await click(totpPage, '#logout');
+    await passwordStep(totpPage);
+    await secondStep(totpPage, recoveryCodes[0]);
+    await expectMessage(totpPage, 'POST /login/mfa: 400 invalid_code');
+    await expectStatus(totpPage, 'code needed');
+    await click(totpPage, '#mfa-cancel'); // "start over" ends the pending session
+    await expectStatus(totpPage, 'logged out');
+  } finally {
+    await totpCtx.close();
   }
 });
