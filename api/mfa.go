@@ -47,7 +47,7 @@ func handleBeginTOTP(mfa *services.MFA) gin.HandlerFunc {
 			_ = c.Error(err)
 			return
 		}
-		c.JSON(http.StatusOK, totpSetupResponse{Secret: secret, OTPAuthURI: uri})
+		c.PureJSON(http.StatusOK, totpSetupResponse{Secret: secret, OTPAuthURI: uri}) // the URI's & as is, not \u0026
 	}
 }
 
@@ -133,16 +133,19 @@ func handleAdminRemoveMFA(mfa *services.MFA, accounts *services.Accounts, sess *
 	return func(c *gin.Context) {
 		id, err := userIDParam(c)
 		var user models.User
+		var had bool
 		if err == nil {
-			user, err = mfa.RemoveFactors(c.Request.Context(), id)
+			user, had, err = mfa.RemoveFactors(c.Request.Context(), id)
 		}
 		if err != nil {
 			_ = c.Error(err)
 			return
 		}
 		actor := expireOwnCookie(c, sess, id)
-		events.record(c, models.EventMFADisabled, actor.UserID, user.ID, slog.String("method", "all"))
-		accounts.NotifySecondFactor(user.Email, false)
+		if had { // a user without a factor lost nothing: their sessions still end, nothing to tell
+			events.record(c, models.EventMFADisabled, actor.UserID, user.ID, slog.String("method", "all"))
+			accounts.NotifySecondFactor(user.Email, false)
+		}
 		c.Status(http.StatusNoContent)
 	}
 }

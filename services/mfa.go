@@ -116,8 +116,8 @@ func (m *MFA) NewRecoveryCodes(ctx context.Context, userID string) ([]string, er
 
 // RemoveFactors removes every second factor of the user and ends every
 // session of theirs, failing closed (an admin's way back for a user who lost
-// every device).
-func (m *MFA) RemoveFactors(ctx context.Context, userID string) (models.User, error) {
+// every device). It reports whether the user had a factor to remove.
+func (m *MFA) RemoveFactors(ctx context.Context, userID string) (models.User, bool, error) {
 	return m.users.RemoveFactors(ctx, userID, m.sessions.RevokeUser)
 }
 

@@ -85,9 +85,12 @@ func (u *Users) DisableTOTP(ctx context.Context, id string) (models.User, error)
 
 // RemoveFactors removes every second factor of the user (TOTP, recovery
 // codes, passkeys) and ends every session of theirs, failing closed: the
-// way back for a user who lost every device.
-func (u *Users) RemoveFactors(ctx context.Context, id string, revoke Revoker) (models.User, error) {
-	return u.revokingTx(ctx, id, func(tx *gorm.DB, user *models.User) (bool, error) {
+// way back for a user who lost every device. It reports whether the user had
+// a factor to remove.
+func (u *Users) RemoveFactors(ctx context.Context, id string, revoke Revoker) (models.User, bool, error) {
+	var had bool
+	user, err := u.revokingTx(ctx, id, func(tx *gorm.DB, user *models.User) (bool, error) {
+		had = user.HasSecondFactor()
 		if err := replaceRecoveryCodes(tx, user.ID, nil); err != nil {
 			return false, err
 		}
@@ -99,6 +102,7 @@ func (u *Users) RemoveFactors(ctx context.Context, id string, revoke Revoker) (m
 		return true, writeRevoking(tx, user, map[string]any{"totp_enabled": false, "totp_secret": nil, "totp_pending": nil,
 			"totp_last_step": 0, "passkey_count": 0, "profile_version": user.ProfileVersion})
 	}, revoke)
+	return user, had, err
 }
 
 // AcceptTOTPStep records step as the last accepted one, only if it is later

@@ -45,16 +45,18 @@ func (a *authenticator) code(offset int64) string {
 // authenticator (its step base-1 used up by the confirmation) and the codes.
 func (c *client) enrolTOTP() (*authenticator, []string) {
 	c.t.Helper()
+	res := c.do("POST", "/mfa/totp", nil).want(c.t, 200)
 	setup := decodeBody[struct {
 		Secret     string `json:"secret"`
 		OTPAuthURI string `json:"otpauth_uri"`
-	}](c.do("POST", "/mfa/totp", nil).want(c.t, 200))
-	if !strings.HasPrefix(setup.OTPAuthURI, "otpauth://totp/") || !strings.Contains(setup.OTPAuthURI, "secret="+setup.Secret) {
-		c.t.Fatalf("got otpauth_uri %q", setup.OTPAuthURI)
+	}](res)
+	if !strings.HasPrefix(setup.OTPAuthURI, "otpauth://totp/") || !strings.Contains(setup.OTPAuthURI, "secret="+setup.Secret) ||
+		strings.Contains(res.Raw, `\u0026`) {
+		c.t.Fatalf("got %s, want an otpauth URI with its & as they are", res.Raw)
 	}
 	auth := newAuthenticator(c.t, setup.Secret)
 	c.do("POST", "/mfa/totp/confirm", map[string]any{"code": "000000"}).want(c.t, 400, "invalid_code")
-	res := c.do("POST", "/mfa/totp/confirm", map[string]any{"code": auth.code(-1)}).want(c.t, 200)
+	res = c.do("POST", "/mfa/totp/confirm", map[string]any{"code": auth.code(-1)}).want(c.t, 200)
 	codes := decodeBody[struct {
 		RecoveryCodes []string `json:"recovery_codes"`
 	}](res).RecoveryCodes
@@ -228,6 +230,16 @@ func TestAdminRoutesNeedASecondFactorWhenRequired(t *testing.T) {
 	admin.do("DELETE", "/admin/users/"+strings.ToUpper(id)+"/mfa", nil).want(t, 404, "not_found")
 	admin.do("DELETE", "/admin/users/"+id+"/mfa", nil).want(t, 204)
 	user.do("GET", "/me", nil).want(t, 401, "not_authenticated")
+	wantStoredEvent(t, s, id, models.EventMFADisabled)
+	// A user without a factor lost nothing: no event, their sessions still end.
+	again := s.loggedIn(t, email, testPassword)
+	admin.do("DELETE", "/admin/users/"+id+"/mfa", nil).want(t, 204)
+	again.do("GET", "/me", nil).want(t, 401, "not_authenticated")
+	var removals int64
+	s.DB.Model(&models.AuditEvent{}).Where("user_id = ? AND event = ?", id, models.EventMFADisabled).Count(&removals)
+	if removals != 1 {
+		t.Fatalf("got %d mfa_disabled events, want 1 (none for removing nothing)", removals)
+	}
 	if me := s.loggedIn(t, email, testPassword).do("GET", "/me", nil).want(t, 200).user(); me.MFA.TOTP {
 		t.Fatalf("got %+v after the admin removed every factor", me.MFA)
 	}
