@@ -116,7 +116,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		return nil, err
 	}
 	mfa := services.NewMFA(services.MFAOptions{Users: app.Users, Auth: auth, Sessions: sessionStore, Throttle: throttle,
-		Keys: keys, Issuer: cfg.MFA.Issuer})
+		Keys: keys, Issuer: cfg.MFA.Issuer, Passkeys: cfg.WebAuthn.Enabled()})
+	var passkeys *services.Passkeys // nil while passkeys are off: their routes answer 404
+	if cfg.WebAuthn.Enabled() {
+		passkeys, err = services.NewPasskeys(services.PasskeysOptions{RPID: cfg.WebAuthn.RPID, RPName: cfg.WebAuthn.RPName,
+			Origins: cfg.WebAuthn.Origins, Users: app.Users, Sessions: sessionStore, Throttle: throttle, Redis: app.Redis,
+			VerificationRequired: cfg.Accounts.EmailVerificationRequired})
+		if err != nil {
+			return nil, err
+		}
+	}
 	sessionManager := middleware.NewSessionManager(middleware.SessionManagerOptions{
 		Redis: app.Redis, Records: sessionStore, Versions: app.Users, KeyPrefix: app.Redis.Keys().Prefix(), Secrets: secrets,
 		Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,
@@ -127,7 +136,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (app *App, er
 		publicMetrics = app.Metrics
 	}
 	router, err := NewRouter(Deps{
-		Log: log, Auth: auth, Admin: app.Admin, Accounts: accounts, MFA: mfa, Users: app.Users, Audit: app.Audit,
+		Log: log, Auth: auth, Admin: app.Admin, Accounts: accounts, MFA: mfa, Passkeys: passkeys, Users: app.Users, Audit: app.Audit,
 		SessionStore: sessionStore, SessionManager: sessionManager,
 		Ready: map[string]Pinger{
 			"database": func(ctx context.Context) error { return services.PingDatabase(ctx, app.DB) },
