@@ -93,6 +93,11 @@ func TestPasskeyJourney(t *testing.T) {
 	}
 	s.newClient(t).passkeyLogin(auth, cred).want(t, 400, "invalid_code") // a removed passkey logs nobody in
 	s.loggedIn(t, email, testPassword)                                   // no second factor left: a password login again
+	var codes int64
+	s.DB.Model(&models.RecoveryCode{}).Where("user_id = ?", id).Count(&codes)
+	if codes != 0 {
+		t.Fatalf("got %d recovery codes left with no second factor, want none", codes)
+	}
 	for _, event := range []models.Event{models.EventPasskeyAdded, models.EventPasskeyRemoved} {
 		stored := s.storedEvents(t, "user_id = ? AND event = ?", id, event)
 		if len(stored) != 1 || stored[0].Details["passkey"] != added.ID {
