@@ -126,6 +126,15 @@ func (a *App) newServices(bg context.Context, cfg config.Config, log *slog.Logge
 		Sessions: sessionStore, CommonPasswords: commonpasswords.New(), Log: log,
 	})
 	a.workers.Go(func() { learnHashCosts(bg, auth, log) })
+	var passkeys *services.Passkeys // nil while passkeys are off: their routes answer 404
+	if cfg.WebAuthn.Enabled() {
+		passkeys, err = services.NewPasskeys(services.PasskeysOptions{RPID: cfg.WebAuthn.RPID, RPName: cfg.WebAuthn.RPName,
+			Origins: cfg.WebAuthn.Origins, Users: a.Users, Sessions: sessionStore, Throttle: throttle, Redis: a.Redis,
+			VerificationRequired: cfg.Accounts.EmailVerificationRequired})
+		if err != nil {
+			return Deps{}, err
+		}
+	}
 	a.Admin = services.NewAdmin(a.Users, auth, sessionStore)
 	a.Audit = services.NewAudit(services.AuditOptions{DB: a.DB, Timeout: cfg.Database.Timeout, Redis: a.Redis})
 	a.pruneAudit(bg, log)
@@ -140,7 +149,8 @@ func (a *App) newServices(bg context.Context, cfg config.Config, log *slog.Logge
 			Mails: a.MailTemplates, ResetTTL: cfg.Accounts.PasswordResetTTL, VerificationTTL: cfg.Accounts.EmailVerificationTTL, Log: log,
 		}),
 		MFA: services.NewMFA(services.MFAOptions{Users: a.Users, Auth: auth, Sessions: sessionStore, Throttle: throttle,
-			Keys: keys, Issuer: cfg.MFA.Issuer}),
+			Keys: keys, Issuer: cfg.MFA.Issuer, Passkeys: cfg.WebAuthn.Enabled()}),
+		Passkeys: passkeys,
 		SessionManager: middleware.NewSessionManager(middleware.SessionManagerOptions{
 			Redis: a.Redis, Records: sessionStore, Versions: a.Users, KeyPrefix: a.Redis.Keys().Prefix(), Secrets: secrets,
 			Cookie: middleware.CookieOptions(cfg.Cookie), Lifetimes: lifetimes, Touch: cfg.Session.TouchInterval,

@@ -34,6 +34,11 @@ func newValidator() *validator.Validate {
 	})
 	// visible: at least one character that draws something (names).
 	_ = v.RegisterValidation("visible", func(fl validator.FieldLevel) bool { return services.HasVisible(fl.Field().String()) })
+	// jsonobject: a raw member (jsontext.Value) that is a JSON object (a passkey credential).
+	_ = v.RegisterValidation("jsonobject", func(fl validator.FieldLevel) bool {
+		raw, ok := fl.Field().Interface().(jsontext.Value)
+		return ok && raw.Kind() == '{'
+	})
 	return v
 }
 
@@ -203,6 +208,8 @@ func fieldMessage(fe validator.FieldError) string {
 		return "must be written in ASCII (an internationalised domain in its xn-- form)"
 	case "visible":
 		return "must contain at least one visible character"
+	case "jsonobject":
+		return "must be a JSON object"
 	case "oneof":
 		return "must be one of: " + strings.ReplaceAll(fe.Param(), " ", ", ")
 	default:

@@ -95,6 +95,21 @@ func (e *securityEvents) secondFactorFailure(c *gin.Context, userID string, err 
 	}
 }
 
+// passkeyFailure records a refused passkey login (or second step): a failed
+// login on the account when it is known (the pending session's, or the
+// credential's owner), or the first refusal of a throttled run. An assertion
+// that names no account is not stored: nothing ties it to anyone.
+func (e *securityEvents) passkeyFailure(c *gin.Context, pendingUserID string, err error) {
+	switch {
+	case errors.Is(err, models.ErrTooManyRequests):
+		e.throttled(c, err, pendingUserID)
+	case errors.Is(err, models.ErrInvalidCode), errors.Is(err, models.ErrInvalidCredentials):
+		if userID := models.AccountOf(err); userID != "" {
+			e.record(c, models.EventLoginFailed, pendingUserID, userID, slog.String("method", models.MethodPasskey))
+		}
+	}
+}
+
 // secondFactorUsed records the second factor that completed a login or a
 // proof: mfa_used, or recovery_code_used for a recovery code.
 func (e *securityEvents) secondFactorUsed(c *gin.Context, userID, method string) {

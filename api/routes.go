@@ -17,11 +17,13 @@ import (
 
 // Deps is everything the router needs, built once by New.
 type Deps struct {
-	Log                 *slog.Logger
-	Auth                *services.Auth
-	Admin               *services.Admin
-	Accounts            *services.Accounts
-	MFA                 *services.MFA
+	Log      *slog.Logger
+	Auth     *services.Auth
+	Admin    *services.Admin
+	Accounts *services.Accounts
+	MFA      *services.MFA
+	// Passkeys is nil while passkeys are off (no origin): their routes answer 404.
+	Passkeys            *services.Passkeys
 	Users               *services.Users
 	Audit               *services.Audit
 	SessionStore        *services.SessionStore
@@ -134,4 +136,17 @@ func addRoutes(r *gin.Engine, d Deps) {
 	mailAuthed.POST("/email/verification", handleSendVerification(d.Accounts))
 	mailAuthed.POST("/me/email", handleRequestEmailChange(v, d.Accounts, events))
 	mailAuthed.Group("/admin", adminOnly...).POST("/users/:id/password-reset", handleAdminPasswordReset(d.Accounts))
+
+	// Off without any origin: 404 before anything else is checked. The login
+	// finish also completes a pending session's second step.
+	passkeys := r.Group("/", requirePasskeys(d.Passkeys != nil), sess.Middleware())
+	passkeys.POST("/login/passkey/begin", handleBeginPasskeyLogin(d.Passkeys, events))
+	passkeys.POST("/login/passkey/finish", sess.Optional(), handleFinishPasskeyLogin(v, d.Passkeys, sess, events))
+	passkeysAuthed := passkeys.Group("/", sess.RequireAuth())
+	passkeysAuthed.GET("/passkeys", handleListPasskeys(d.Passkeys))
+	passkeysAuthed.POST("/passkeys/register/begin", recent, handleBeginPasskeyRegistration(d.Passkeys))
+	passkeysAuthed.POST("/passkeys/register/finish", handleFinishPasskeyRegistration(v, d.Passkeys, d.Accounts, sess, events))
+	passkeysAuthed.DELETE("/passkeys/:id", recent, handleDeletePasskey(d.Passkeys, d.Accounts, events))
+	passkeysAuthed.POST("/reauth/passkey/begin", handleBeginPasskeyReauth(d.Passkeys))
+	passkeysAuthed.POST("/reauth/passkey/finish", handleFinishPasskeyReauth(v, d.Passkeys, sess, events))
 }

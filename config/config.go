@@ -41,6 +41,7 @@ type Config struct {
 	Mail       Mail
 	Accounts   Accounts
 	MFA        MFA
+	WebAuthn   WebAuthn
 
 	// FrontendURL is the SPA's origin, for the links in mails; "" only in
 	// production without MAIL_URL.
@@ -319,6 +320,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminRequired:  p.boolean("ADMIN_MFA_REQUIRED", false),
 		Issuer:         p.str("MFA_ISSUER", "Session Auth"),
 	}
+	c.WebAuthn = p.webauthn(c.Production, c.FrontendURL, c.Browser.CORSAllowedOrigins, c.MFA.Issuer)
 	c.RegistrationEnabled = p.boolean("REGISTRATION_ENABLED", true)
 	c.ReauthWindow = p.duration("REAUTH_WINDOW", 15*time.Minute)
 	c.LogLevel = p.str("LOG_LEVEL", "info")
@@ -386,6 +388,7 @@ func (c Config) Warnings() []string {
 		out = append(out, "SESSION_SECRET is the example value from .env.example: anyone can sign cookies for this server (production refuses it)")
 	}
 	out = append(out, c.mailWarnings()...)
+	out = append(out, c.webauthnWarnings()...)
 	if c.Production && c.Metrics.Enabled && c.Metrics.Addr == "" {
 		out = append(out, "METRICS_ADDR is unset: /metrics is not served in production (set it to a private address such as 127.0.0.1:9090)")
 	}

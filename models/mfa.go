@@ -18,7 +18,11 @@ const (
 )
 
 // Passkey is a WebAuthn credential of a user: a passwordless login and a
-// second factor. ID is the opaque handle the API shows.
+// second factor. ID is the opaque handle the API shows. Attestation is the
+// attestation format; Transports the transports the browser named, comma
+// separated. SignCount, the flags and LastUsedAt move with every assertion:
+// a counter that does not grow (for an authenticator that keeps one) or a
+// backup-eligible flag that changes refuses the assertion.
 type Passkey struct {
 	ID             string `gorm:"type:uuid;primaryKey"`
 	UserID         string `gorm:"type:uuid;not null;index"`
@@ -28,9 +32,13 @@ type Passkey struct {
 	AAGUID         []byte
 	SignCount      uint32    `gorm:"not null"`
 	Transports     string    `gorm:"size:200;not null"`
+	UserVerified   bool      `gorm:"not null;default:false"`
 	BackupEligible bool      `gorm:"not null"`
 	BackupState    bool      `gorm:"not null"`
 	Name           string    `gorm:"size:100;not null"`
 	CreatedAt      time.Time `gorm:"not null"`
 	LastUsedAt     *time.Time
 }
+
+// MaxPasskeys is how many passkeys one user may have.
+const MaxPasskeys = 20

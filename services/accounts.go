@@ -178,6 +178,15 @@ func (a *Accounts) NotifySecondFactor(email string, added bool) {
 	a.notify(MailNoticeSecondFactorRemoved, func() (*Message, error) { return a.mails.SecondFactorRemoved(email) })
 }
 
+// NotifyPasskey queues the notice that the passkey called name was added or removed.
+func (a *Accounts) NotifyPasskey(email, name string, added bool) {
+	if added {
+		a.notify(MailNoticePasskeyAdded, func() (*Message, error) { return a.mails.PasskeyAdded(email, name) })
+		return
+	}
+	a.notify(MailNoticePasskeyRemoved, func() (*Message, error) { return a.mails.PasskeyRemoved(email, name) })
+}
+
 // NotifyPasswordChanged queues the notice of a password change.
 func (a *Accounts) NotifyPasswordChanged(email string) {
 	a.notify(MailNoticePasswordChanged, func() (*Message, error) { return a.mails.PasswordChanged(email) })

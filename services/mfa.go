@@ -23,6 +23,7 @@ type MFA struct {
 	throttle *Throttle
 	keys     *MFAKeys
 	issuer   string
+	passkeys bool
 	now      func() time.Time
 }
 
@@ -34,6 +35,7 @@ type MFAOptions struct {
 	Throttle *Throttle
 	Keys     *MFAKeys
 	Issuer   string           // the name authenticator apps show
+	Passkeys bool             // passkeys are on: a login's second step may use one
 	Now      func() time.Time // time.Now when nil
 }
 
@@ -42,7 +44,8 @@ func NewMFA(o MFAOptions) *MFA {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &MFA{users: o.Users, auth: o.Auth, sessions: o.Sessions, throttle: o.Throttle, keys: o.Keys, issuer: o.Issuer, now: o.Now}
+	return &MFA{users: o.Users, auth: o.Auth, sessions: o.Sessions, throttle: o.Throttle, keys: o.Keys, issuer: o.Issuer, passkeys: o.Passkeys,
+		now: o.Now}
 }
 
 // BeginTOTP makes a new TOTP secret for the user and keeps it, sealed, until
@@ -127,7 +130,7 @@ func (m *MFA) Methods(ctx context.Context, user models.User) ([]string, error) {
 	if user.TOTPEnabled {
 		methods = append(methods, models.MethodTOTP)
 	}
-	if user.PasskeyCount > 0 {
+	if user.PasskeyCount > 0 && m.passkeys {
 		methods = append(methods, models.MethodPasskey)
 	}
 	has, err := m.users.HasRecoveryCodes(ctx, user.ID)

@@ -11,9 +11,10 @@ package services
 //	<prefix>p:<user id>              the user's latest profile copy (models.Profile JSON, with its version)
 //	<prefix>u:<user id>              the index of versions before the sorted sets (a hash of handle ->
 //	                                 session id and "#ver"): read, migrated and deleted, never written
-//	<prefix>throttle:<kind>:<key>    a throttle counter (login:email, login:ip, register:ip)
+//	<prefix>throttle:<kind>:<key>    a throttle counter (login:email, login:ip, register:ip, passkey-begin:ip, …)
 //	<prefix>audit:throttled:<kind>:<key>  set while a run of refusals by that counter is in the audit log
 //	<prefix>audit:prune-lock         held by the one instance pruning the audit log
+//	<prefix>webauthn:<challenge>     a passkey ceremony begun and not finished (JSON), 5 minutes, taken once
 //
 // Session ids are base64url and never contain ':', so no session key can
 // collide with the others.
@@ -71,3 +72,10 @@ func (k RedisKeys) ThrottledMark(kind, subject string) string {
 // AuditPruneLock is the key of the lock that lets one instance at a time
 // prune the audit log.
 func (k RedisKeys) AuditPruneLock() string { return k.prefix + "audit:prune-lock" }
+
+// PasskeyChallenge is the key of the passkey ceremony begun with challenge
+// (base64url, so it never holds ':'), found again by the challenge the
+// browser signed: no cookie is needed between begin and finish.
+func (k RedisKeys) PasskeyChallenge(challenge string) string {
+	return k.prefix + "webauthn:" + challenge
+}

@@ -122,6 +122,19 @@ func (a *LoginAttempt) Abandon(ctx context.Context) {
 	})
 }
 
+// The limit of POST /login/passkey/begin per client IP: each call stores a
+// challenge in Redis for anyone who asks, so anonymous callers are bounded.
+const (
+	passkeyBeginsPerWindow = 30
+	passkeyBeginWindow     = time.Minute
+)
+
+// BeginPasskeyLogin counts one passwordless login begun from the client IP:
+// at most 30 a minute, then too_many_requests.
+func (t *Throttle) BeginPasskeyLogin(ctx context.Context, ip string) error {
+	return t.take(ctx, []counter{{"passkey-begin:ip", clientIPKey(ip), passkeyBeginsPerWindow}}, passkeyBeginWindow)
+}
+
 // BeginRegister counts one registration attempt for the client IP.
 func (t *Throttle) BeginRegister(ctx context.Context, ip string) error {
 	return t.take(ctx, []counter{{"register:ip", clientIPKey(ip), t.limits.RegisterIPMax}}, t.limits.RegisterWindow)

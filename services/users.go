@@ -274,9 +274,9 @@ func setPassword(tx *gorm.DB, user *models.User, hash string, verify bool) error
 	return voidTokens(tx, user.ID, models.TokenPasswordReset, models.TokenEmailChange)
 }
 
-// Delete deletes the user and every session of theirs, failing closed (see
-// revokingTx); the last active admin cannot be deleted (last_admin). Their
-// audit events stay.
+// Delete deletes the user, their second factors and every session of
+// theirs, failing closed (see revokingTx); the last active admin cannot be
+// deleted (last_admin). Their audit events stay.
 func (u *Users) Delete(ctx context.Context, id string, revoke Revoker) error {
 	_, err := u.revokingTx(ctx, id, func(tx *gorm.DB, user *models.User) (bool, error) {
 		if err := lockAdmins(tx, *user, user.IsAdmin() && !user.Disabled); err != nil {
@@ -284,6 +284,13 @@ func (u *Users) Delete(ctx context.Context, id string, revoke Revoker) error {
 		}
 		user.SessionVersion++ // the mark that refuses a login racing the deletion
 		if err := voidTokens(tx, user.ID); err != nil {
+			return false, err
+		}
+		// Its second factors go with it: a passkey of a deleted account logs nobody in.
+		if err := replaceRecoveryCodes(tx, user.ID, nil); err != nil {
+			return false, err
+		}
+		if err := tx.Where("user_id = ?", user.ID).Delete(&models.Passkey{}).Error; err != nil {
 			return false, err
 		}
 		return true, tx.Delete(&models.User{}, "id = ?", user.ID).Error
