@@ -94,11 +94,14 @@ awk -v a="$few" -v b="$many" 'function get(s, k,   n, f, i, kv) { n = split(s, f
     get(b, "me_p99_ms") / get(a, "me_p99_ms") }'
 
 # SLOWLOG (redis-cli --no-raw): an entry starts "N) 1) (integer) <id>", its third line is
-# "3) (integer) <duration µs>", its arguments follow; the product's entries name its key prefix.
-max_us=$("${RP[@]}" --no-raw slowlog get 100000 | awk -v prefix="$PRODUCT_PREFIX" '
-  function settle() { if (ours && dur > max) max = dur; ours = 0; dur = 0 }
+# "3) (integer) <duration µs>", its arguments follow, the command first; the product's entries name its
+# key prefix (this script's own SCAN and UNLINK are left out).
+read -r max_us max_cmd < <("${RP[@]}" --no-raw slowlog get 100000 | awk -v prefix="$PRODUCT_PREFIX" '
+  function settle() { if (ours && cmd != "SCAN" && cmd != "UNLINK" && dur > max) { max = dur; maxcmd = cmd }
+    ours = 0; dur = 0; cmd = "" }
   /^[0-9]+\) 1\) \(integer\)/ { settle(); next }
   /^ +3\) \(integer\)/ && !dur { dur = $3 + 0; next }
+  /^ +4\) +1\) "/ && cmd == "" { cmd = $3; gsub(/"/, "", cmd); cmd = toupper(cmd) }
   index($0, prefix) { ours = 1 }
-  END { settle(); print max + 0 }')
-echo "slowlog: slowest product command ${max_us} µs over the run (logged from 1 ms; target under 5 ms)"
+  END { settle(); print max + 0, (maxcmd == "" ? "-" : maxcmd) }')
+echo "slowlog: slowest product command ${max_us} µs (${max_cmd}) over the run (logged from 1 ms; target under 5 ms)"
