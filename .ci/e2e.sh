@@ -115,6 +115,11 @@ while [ "$prism_port" = "$api_port" ] || [ "$prism_port" = "$spa_port" ] || [ "$
   prism_port="$(free_port)"
 done
 api_url="http://127.0.0.1:$api_port"
+# The browser reaches the API, the SPA and the untrusted page on localhost: browsers refuse passkeys (WebAuthn)
+# on an IP address, and the SPA and the API must be on one site for the SameSite cookie. Everything listens on
+# 127.0.0.1; curl, newman and Prism keep using the address.
+browser_api_url="http://localhost:$api_port"
+spa_origin="http://localhost:$spa_port"
 
 # --- dependencies ------------------------------------------------------------------------------
 timeout 10 pg_isready -q -d "$pg_url" || die "PostgreSQL does not answer at $pg_url"
@@ -172,11 +177,14 @@ case "$pg_url" in *\?*) database_url="$pg_url&search_path=$schema" ;; *) databas
 # The server runs in $tmp, so no .env from the tree is read; these settings override the caller's.
 export APP_ENV=development HTTP_ADDR="127.0.0.1:$api_port" DATABASE_URL="$database_url" REDIS_URL="$redis_url"
 export SESSION_KEY_PREFIX="$prefix" SESSION_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
-export COOKIE_SECURE=false COOKIE_SAMESITE=Lax CORS_ALLOWED_ORIGINS="http://127.0.0.1:$spa_port"
+export COOKIE_SECURE=false COOKIE_SAMESITE=Lax CORS_ALLOWED_ORIGINS="$spa_origin"
 export REGISTER_IP_MAX=1000 ARGON2_MEMORY_KIB=64 ARGON2_ITERATIONS=1 ARGON2_PARALLELISM=1 HASH_CONCURRENCY=4
 export LOG_LEVEL=info
 # Mail to Mailpit; its links open the SPA of the browser test.
-export MAIL_URL="$mail_url" FRONTEND_URL="http://127.0.0.1:$spa_port"
+export MAIL_URL="$mail_url" FRONTEND_URL="$spa_origin"
+# Passkeys on, for the SPA's origin only (the browser test's untrusted page, on another localhost port, is on the
+# RP ID but not one of its origins); these are also the defaults FRONTEND_URL gives, set here to be plain.
+export WEBAUTHN_RP_ID=localhost WEBAUTHN_RP_ORIGINS="$spa_origin"
 
 log "migrating and creating the admin"
 (cd "$tmp" && timeout 60 ./api migrate) || die "migrate failed"
@@ -238,7 +246,7 @@ log "Prism: no violation"
 
 # --- real browser -------------------------------------------------------------------------------
 log "browser test"
-API_URL="$api_url" SPA_PORT="$spa_port" EVIL_PORT="$evil_port" CHROMIUM=/usr/bin/chromium MAILPIT_API="$mailpit_api" \
+API_URL="$browser_api_url" SPA_PORT="$spa_port" EVIL_PORT="$evil_port" CHROMIUM=/usr/bin/chromium MAILPIT_API="$mailpit_api" \
   SCREENSHOT_DIR="$tmp/screenshots" BROWSER_TEST_TIMEOUT=300 \
   timeout 400 bash tests/browser/run.sh || die "browser test failed"
 

@@ -1,11 +1,14 @@
 // Real-browser test of the session cookie with a cross-origin (same-site) SPA.
 // Run by tests/browser/run.sh, which starts the two static servers; needs a running API started with
-//   APP_ENV=development COOKIE_SECURE=false COOKIE_SAMESITE=Lax CORS_ALLOWED_ORIGINS=http://127.0.0.1:$SPA_PORT
-// and, for the walks through mail, MAIL_URL at a Mailpit and FRONTEND_URL=http://127.0.0.1:$SPA_PORT.
-// Env: API_URL (default http://127.0.0.1:8080), SPA_PORT (default 5173), EVIL_PORT (default 5174),
+//   APP_ENV=development COOKIE_SECURE=false COOKIE_SAMESITE=Lax CORS_ALLOWED_ORIGINS=http://localhost:$SPA_PORT
+//   FRONTEND_URL=http://localhost:$SPA_PORT (passkeys: RP ID localhost, the SPA's origin their only origin)
+// and, for the walks through mail, MAIL_URL at a Mailpit. Everything runs on localhost: browsers refuse
+// passkeys on an IP address.
+// Env: API_URL (default http://localhost:8080), SPA_PORT (default 5173), EVIL_PORT (default 5174),
 //      CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default docs/),
 //      MAILPIT_API (that Mailpit's HTTP API; unset, the walks through mail are skipped).
 // The second-factor tests enrol TOTP from the SPA and compute the codes here (node:crypto), as an authenticator app does.
+// The passkey tests give each browser tab a virtual authenticator (Chrome DevTools Protocol, WebAuthn domain).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -15,11 +18,12 @@ import { fileURLToPath } from 'node:url';
 import { createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
-const API_URL = (process.env.API_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const API_URL = (process.env.API_URL || 'http://localhost:8080').replace(/\/+$/, '');
 // The server's session cookie: sessionId on plain http (COOKIE_SECURE=false), as this test runs it.
 const COOKIE_NAME = process.env.COOKIE_NAME || 'sessionId';
-const SPA_ORIGIN = `http://127.0.0.1:${process.env.SPA_PORT || 5173}`;
-const EVIL_ORIGIN = `http://127.0.0.1:${process.env.EVIL_PORT || 5174}`;
+const SPA_ORIGIN = `http://localhost:${process.env.SPA_PORT || 5173}`;
+// Untrusted: not in CORS_ALLOWED_ORIGINS nor WEBAUTHN_RP_ORIGINS, but same-site and on the passkeys' RP ID.
+const EVIL_ORIGIN = `http://localhost:${process.env.EVIL_PORT || 5174}`;
 // Screenshots for the README go to docs/ unless SCREENSHOT_DIR says otherwise (CI keeps the tree clean).
 const DOCS = path.resolve(process.env.SCREENSHOT_DIR || fileURLToPath(new URL('../../docs/', import.meta.url))) + path.sep;
 const TIMEOUT = 15_000;
@@ -473,5 +477,262 @@ test('two-factor: log in with a recovery code, which works once', async () => {
     await expectStatus(totpPage, 'logged out');
   } finally {
     await totpCtx.close();
+  }
+});
+
+// A virtual authenticator in the page's tab (Chrome DevTools Protocol): a platform authenticator (CTAP2,
+// internal transport) that holds resident keys and verifies its user, and consents at once.
+async function addAuthenticator(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true,
+      isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+  return {
+    credentials: async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials,
+    add: (credential) => cdp.send('WebAuthn.addCredential', { authenticatorId, credential }),
+  };
+}
+// The rows of the Passkeys panel.
+async function passkeyRows(page) {
+  await idle(page);
+  return page.locator('#passkey-list li').evaluateAll((items) => items.map((li) => ({
+    id: li.dataset.id, name: li.querySelector('strong').textContent, when: li.querySelector('.when').textContent,
+  })));
+}
+const clientData = (credential) => JSON.parse(Buffer.from(credential.response.clientDataJSON, 'base64url').toString('utf8'));
+const setsSessionCookie = (res) => [].concat(res.headers['set-cookie'] || [])
+  .some((c) => c.startsWith(COOKIE_NAME + '=') && !/max-age=(0|-)/i.test(c) && c.split(';')[0].length > COOKIE_NAME.length + 1);
+// POST /login/passkey/begin from node: the options of a passwordless login.
+async function beginPasskeyLogin() {
+  const r = await rawRequest('POST', '/login/passkey/begin');
+  assert.equal(r.status, 200, `POST /login/passkey/begin: ${r.body}`);
+  return r.json.options;
+}
+
+// A user of their own for passkeys, on a tab with a virtual authenticator; the browser's own WebAuthn JSON
+// helpers do the (de)serialising here (the TOTP user's tab below runs the README's fallback instead).
+const PK_EMAIL = `spa-passkey-${stamp}@example.com`;
+const PK_PASSWORD = `Pk4-${rnd()}${rnd()}`;
+let pkCtx;
+let pkPage;
+let pkAuth;
+
+test('passkeys: add one from the SPA after a recent proof; it ends the other sessions', async () => {
+  pkCtx = await browser.newContext({ viewport: { width: 900, height: 1000 } });
+  pkCtx.setDefaultTimeout(TIMEOUT);
+  pkPage = await pkCtx.newPage();
+  pkAuth = await addAuthenticator(pkPage);
+  await openSpa(pkPage);
+  assert.equal(await pkPage.evaluate(() => typeof PublicKeyCredential.parseRequestOptionsFromJSON), 'function',
+    'this tab uses the browser\'s WebAuthn JSON helpers');
+  await fill(pkPage, { email: PK_EMAIL, password: PK_PASSWORD, name: 'Passkey Tester' });
+  await click(pkPage, '#register'); // registering is a recent proof, which adding a passkey needs
+  await expectStatus(pkPage, PK_EMAIL);
+  assert.ok(await pkPage.locator('#passkeys-card').isVisible(), 'the Passkeys panel shows when logged in (GET /passkeys 200)');
+  assert.equal(await pkPage.locator('#passkey-count').textContent(), '0');
+  assert.deepEqual(await passkeyRows(pkPage), []);
+  const cookieBefore = await sessionCookieHeader(pkCtx);
+
+  const begun = pkPage.waitForResponse((r) => r.url() === API_URL + '/passkeys/register/begin', { timeout: TIMEOUT });
+  await pkPage.fill('#passkey-name', 'Test laptop');
+  await click(pkPage, '#passkey-add');
+  await expectMessage(pkPage, 'POST /passkeys/register/finish: 201');
+  const { options } = await (await begun).json();
+  assert.equal(options.rp.id, 'localhost', 'the RP ID is the SPA\'s host');
+  assert.equal(options.authenticatorSelection.residentKey, 'required');
+  assert.equal(options.authenticatorSelection.userVerification, 'required');
+  assert.equal(options.user.name, PK_EMAIL);
+
+  assert.equal(await pkPage.locator('#passkey-count').textContent(), '1', 'GET /me shows mfa.passkeys 1');
+  const rows = await passkeyRows(pkPage);
+  assert.equal(rows.length, 1, `one passkey listed: ${JSON.stringify(rows)}`);
+  assert.equal(rows[0].name, 'Test laptop');
+  assert.match(rows[0].when, /never used/);
+  const creds = await pkAuth.credentials();
+  assert.equal(creds.length, 1, 'the authenticator holds one credential');
+  assert.equal(creds[0].rpId, 'localhost');
+  assert.equal(creds[0].isResidentCredential, true, 'a discoverable credential (a passkey)');
+  assert.deepEqual(Buffer.from(creds[0].userHandle, 'base64'), Buffer.from(options.user.id, 'base64url'),
+    'it is stored for the user handle the API gave');
+  // The first second factor ends every session of the user; this browser got a new one in the same answer.
+  assert.equal((await rawRequest('GET', '/me', { Cookie: cookieBefore })).status, 401, 'the session from before the passkey still answers');
+  assert.equal((await rawRequest('GET', '/me', { Cookie: await sessionCookieHeader(pkCtx) })).status, 200);
+  await pkPage.screenshot({ path: DOCS + 'spa-passkeys.png' });
+});
+
+test('passkeys: log out, then log in with the passkey alone (no email, no password)', async () => {
+  await click(pkPage, '#logout');
+  await expectStatus(pkPage, 'logged out');
+  await fill(pkPage, { email: '', password: '' }); // nothing typed: the discoverable credential says who
+  const [before] = await pkAuth.credentials();
+  const finish = pkPage.waitForRequest((r) => r.url() === API_URL + '/login/passkey/finish', { timeout: TIMEOUT });
+  await click(pkPage, '#passkey-login');
+  await expectMessage(pkPage, 'POST /login/passkey/finish: 200');
+  await expectStatus(pkPage, PK_EMAIL);
+  const body = (await finish).postDataJSON();
+  assert.deepEqual(Object.keys(body), ['credential'], 'the finish sends the credential and nothing else');
+  assert.equal(body.credential.response.userHandle, Buffer.from(before.userHandle, 'base64').toString('base64url'),
+    'the assertion names the user by the handle stored with the passkey');
+  const [after] = await pkAuth.credentials();
+  assert.ok(after.signCount > before.signCount, `the authenticator signed: counter ${before.signCount} -> ${after.signCount}`);
+
+  const meResponse = pkPage.waitForResponse((r) => r.url() === API_URL + '/me', { timeout: TIMEOUT });
+  await click(pkPage, '#me');
+  const me = await (await meResponse).json();
+  assert.equal(me.user.email, PK_EMAIL);
+  assert.deepEqual(me.user.mfa, { totp: false, passkeys: 1 });
+  const [row] = await passkeyRows(pkPage);
+  assert.match(row.when, /last used \d{4}-\d\d-\d\dT/, `the listing shows the use: ${row.when}`);
+});
+
+test('passkeys: reauthenticate with the passkey (for this user the password alone no longer is a proof)', async () => {
+  const cookie = await sessionCookieHeader(pkCtx);
+  const password = await rawRequest('POST', '/reauth', { Cookie: cookie }, { password: PK_PASSWORD });
+  assert.equal(password.status, 400, `POST /reauth with the password alone: ${password.body}`);
+  assert.equal(password.json.error, 'invalid_code');
+
+  await click(pkPage, '#passkey-reauth');
+  await expectMessage(pkPage, 'POST /reauth/passkey/finish: 200');
+  const activity = await rawRequest('GET', '/me/activity?limit=10', { Cookie: cookie });
+  assert.equal(activity.status, 200, activity.body);
+  const proof = activity.json.events.find((e) => e.event === 'reauthenticated');
+  assert.ok(proof, `a reauthenticated event: ${activity.body}`);
+  assert.equal(proof.details.method, 'passkey');
+});
+
+test('passkeys: an assertion made on a page that is not a passkey origin is refused (sent without an Origin header)', async () => {
+  // Control: the same steps on the SPA's page log in; so what refuses the second assertion is its origin alone.
+  // Node begins and finishes, without Origin nor Sec-Fetch-Site, so the cross-origin check lets both through.
+  const signOnPage = (o) => navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(o) })
+    .then((cred) => cred.toJSON());
+  const trusted = await pkPage.evaluate(signOnPage, await beginPasskeyLogin());
+  assert.equal(clientData(trusted).origin, SPA_ORIGIN);
+  const ok = await rawRequest('POST', '/login/passkey/finish', {}, { credential: trusted });
+  assert.equal(ok.status, 200, `the assertion made on the SPA's page: ${ok.body}`);
+  assert.equal(ok.json.user.email, PK_EMAIL);
+
+  // The phishing page is on the RP ID (localhost), so the browser lets it use the passkey; the user's device
+  // holds the same credential there (copied, with its current counter, into this tab's authenticator).
+  const evil = await pkCtx.newPage();
+  try {
+    const evilAuth = await addAuthenticator(evil);
+    const [credential] = await pkAuth.credentials();
+    await evilAuth.add(credential);
+    await evil.goto(EVIL_ORIGIN + '/', { waitUntil: 'load' });
+    const options = await beginPasskeyLogin();
+    const phished = await evil.evaluate((o) => window.signPasskeyChallenge(o), options);
+    assert.equal(clientData(phished).origin, EVIL_ORIGIN, 'the browser signed the phishing page\'s origin');
+    assert.equal(clientData(phished).challenge, options.challenge, 'for the challenge the API gave');
+    assert.equal((await evilAuth.credentials())[0].signCount, credential.signCount + 1, 'a counter the API has not seen');
+
+    const refused = await rawRequest('POST', '/login/passkey/finish', {}, { credential: phished });
+    assert.equal(refused.status, 400, `the assertion made on ${EVIL_ORIGIN}: ${refused.body}`);
+    assert.equal(refused.json.error, 'invalid_code');
+    assert.equal(setsSessionCookie(refused), false, 'no session');
+  } finally {
+    await evil.close();
+  }
+});
+
+test('passkeys: list and remove it; it then logs nobody in, and the password alone logs in again', async () => {
+  try {
+    const cookie = await sessionCookieHeader(pkCtx);
+    const listed = await rawRequest('GET', '/passkeys', { Cookie: cookie });
+    assert.equal(listed.status, 200, listed.body);
+    assert.equal(listed.json.passkeys.length, 1);
+    const [pk] = listed.json.passkeys;
+    assert.equal(pk.name, 'Test laptop');
+    assert.ok(pk.last_used_at, 'last_used_at is set');
+    await click(pkPage, '#me');
+    assert.deepEqual((await passkeyRows(pkPage)).map((r) => [r.id, r.name]), [[pk.id, pk.name]], 'the panel lists GET /passkeys');
+
+    // Removing is a recent change: the passkey proof of the test before is recent.
+    await click(pkPage, `#passkey-list li[data-id="${pk.id}"] .passkey-remove`);
+    await expectMessage(pkPage, 'DELETE /passkeys/{id}: 204');
+    assert.equal(await pkPage.locator('#passkey-count').textContent(), '0');
+    assert.deepEqual(await passkeyRows(pkPage), []);
+    assert.deepEqual((await rawRequest('GET', '/passkeys', { Cookie: cookie })).json, { passkeys: [] });
+
+    await click(pkPage, '#logout');
+    await expectStatus(pkPage, 'logged out');
+    await click(pkPage, '#passkey-login');
+    await expectMessage(pkPage, 'POST /login/passkey/finish: 400 invalid_code');
+    await expectStatus(pkPage, 'logged out');
+    assert.equal((await pkAuth.credentials()).length, 1, 'the authenticator still holds it: the API refused it');
+
+    // No second factor left: the password alone logs in, with no second step.
+    await fill(pkPage, { email: PK_EMAIL, password: PK_PASSWORD });
+    await click(pkPage, '#login');
+    await expectMessage(pkPage, 'POST /login: 200');
+    await expectStatus(pkPage, PK_EMAIL);
+  } finally {
+    await pkCtx.close();
+  }
+});
+
+// A TOTP user who also has a passkey completes the second step of a password login with it. This tab hides
+// the browser's WebAuthn JSON helpers (?webauthn-json=fallback), so the README's fallback code runs.
+const TP_EMAIL = `spa-totp-passkey-${stamp}@example.com`;
+const TP_PASSWORD = `Tp5-${rnd()}${rnd()}`;
+
+test('passkeys: a TOTP user completes the second step with a passkey (the README\'s fallback serialising)', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 900, height: 1000 } });
+  ctx.setDefaultTimeout(TIMEOUT);
+  try {
+    const page = await ctx.newPage();
+    const auth = await addAuthenticator(page);
+    await page.goto(SPA_ORIGIN + '/?webauthn-json=fallback', { waitUntil: 'load' });
+    await idle(page);
+    assert.deepEqual(await page.evaluate(() => [typeof PublicKeyCredential.parseCreationOptionsFromJSON,
+      typeof PublicKeyCredential.parseRequestOptionsFromJSON, typeof PublicKeyCredential.prototype.toJSON]),
+    ['undefined', 'undefined', 'undefined'], 'the browser\'s JSON helpers are hidden on this tab');
+    await fill(page, { email: TP_EMAIL, password: TP_PASSWORD, name: 'TOTP Passkey Tester' });
+    await click(page, '#register');
+    await expectStatus(page, TP_EMAIL);
+
+    await click(page, '#totp-start');
+    await expectMessage(page, 'POST /mfa/totp: 200');
+    const secret = (await page.locator('#totp-secret').textContent()).trim();
+    await page.fill('#totp-code', totpCode(secret, Math.floor(Date.now() / 30_000)));
+    await click(page, '#totp-confirm');
+    await expectMessage(page, 'POST /mfa/totp/confirm: 200');
+    assert.equal(await page.locator('#totp-state').textContent(), 'on');
+
+    await page.fill('#passkey-name', 'Phone');
+    await click(page, '#passkey-add'); // the confirmation was a new login, so a recent proof
+    await expectMessage(page, 'POST /passkeys/register/finish: 201');
+    assert.equal(await page.locator('#passkey-count').textContent(), '1');
+    assert.equal((await auth.credentials()).length, 1);
+
+    await click(page, '#logout');
+    await fill(page, { email: TP_EMAIL, password: TP_PASSWORD });
+    await click(page, '#login');
+    await expectMessage(page, 'POST /login: 200 mfa_required (totp, passkey, recovery_code)');
+    await expectStatus(page, 'code needed');
+    assert.ok(await page.locator('#mfa-passkey').isVisible(), 'the second step offers the passkey');
+    // A reload keeps the pending session, and the tab remembers the methods offered.
+    await page.reload({ waitUntil: 'load' });
+    await expectStatus(page, 'code needed');
+    assert.ok(await page.locator('#mfa-passkey').isVisible(), 'still offered after a reload');
+    await page.screenshot({ path: DOCS + 'spa-passkey-second-step.png' });
+
+    const pendingCookie = await sessionCookieHeader(ctx);
+    await click(page, '#mfa-passkey');
+    await expectMessage(page, 'POST /login/passkey/finish: 200');
+    await expectStatus(page, TP_EMAIL);
+    assert.equal(await page.locator('#mfa-form').isVisible(), false);
+    const me = await rawRequest('GET', '/me', { Cookie: await sessionCookieHeader(ctx) });
+    assert.equal(me.status, 200, me.body);
+    assert.deepEqual(me.json.user.mfa, { totp: true, passkeys: 1 });
+    assert.equal((await rawRequest('GET', '/me', { Cookie: pendingCookie })).status, 401, 'the pending session is gone');
+    const activity = await rawRequest('GET', '/me/activity?limit=10', { Cookie: await sessionCookieHeader(ctx) });
+    const used = activity.json.events.find((e) => e.event === 'mfa_used');
+    assert.equal(used?.details.method, 'passkey', `an mfa_used event with method passkey: ${activity.body}`);
+  } finally {
+    await ctx.close();
   }
 });

@@ -1,8 +1,9 @@
 // Tiny dependency-free static file server for the browser test.
 //   node static-server.mjs <dir> <port>
-// Serves <dir> on 127.0.0.1:<port>, plus /config.js which tells the page where the API is
-// (window.API_URL, from the API_URL environment variable). A path with no file and no extension
-// (/reset-password, /verify-email: the pages mails link to) gets index.html, as an SPA host does.
+// Serves <dir> on 127.0.0.1:<port> (the test opens it as http://localhost:<port>), plus /config.js which
+// tells the page where the API is (window.API_URL, from the API_URL environment variable). A path with no
+// file and no extension (/reset-password, /verify-email: the pages mails link to) gets index.html, as an SPA
+// host does.
 // Stops on SIGTERM/SIGINT.
 import http from 'node:http';
 import fs from 'node:fs';
@@ -15,7 +16,7 @@ if (!dirArg || !portArg) {
 }
 const root = path.resolve(dirArg);
 const port = Number(portArg);
-const apiUrl = (process.env.API_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const apiUrl = (process.env.API_URL || 'http://localhost:8080').replace(/\/+$/, '');
 const types = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -57,7 +58,7 @@ const server = http.createServer((req, res) => {
 });
 
 server.listen(port, '127.0.0.1', () => {
-  console.log(`static server: http://127.0.0.1:${port}/ serving ${root} (API_URL=${apiUrl})`);
+  console.log(`static server: http://localhost:${port}/ (on 127.0.0.1) serving ${root} (API_URL=${apiUrl})`);
 });
 const stop = () => server.close(() => process.exit(0));
 process.on('SIGTERM', stop);
