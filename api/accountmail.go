@@ -14,7 +14,7 @@ import (
 
 // The account flows that go through mail: password reset, email
 // verification and change. In production without MAIL_URL these routes
-// answer 404 (requireMail), right after the cross-origin check.
+// answer 404 (requireFeature), right after the cross-origin check.
 
 type forgotRequest struct {
 	Email string `json:"email" validate:"required,max=254,email,ascii"`
@@ -38,8 +38,9 @@ type emailChangeRequest struct {
 
 func (r *emailChangeRequest) normalize() { r.Email = services.NormalizeEmail(r.Email) }
 
-// requireMail answers 404 while mail is off, so the mail routes look absent.
-func requireMail(enabled bool) gin.HandlerFunc {
+// requireFeature answers 404 while a feature is off (mail without MAIL_URL in
+// production, passkeys without an origin), so its routes look absent.
+func requireFeature(enabled bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if !enabled {
 			_ = c.Error(models.ErrNotFound)

@@ -15,7 +15,7 @@ import (
 
 // Passkeys (WebAuthn): registration, listing and removal, the passwordless
 // login (also the second step of a password login) and a recent proof.
-// With no origin configured these routes answer 404 (requirePasskeys), right
+// With no origin configured these routes answer 404 (requireFeature), right
 // after the cross-origin check. Every finish call takes the browser's
 // PublicKeyCredential as JSON (PublicKeyCredential.toJSON()) in credential.
 
@@ -65,19 +65,6 @@ type passkeyListResponse struct {
 // PublicKeyCredential.parseCreationOptionsFromJSON / parseRequestOptionsFromJSON.
 type optionsResponse struct {
 	Options any `json:"options"`
-}
-
-// requirePasskeys answers 404 while passkeys are off (no origin), so their
-// routes look absent.
-func requirePasskeys(enabled bool) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if !enabled {
-			_ = c.Error(models.ErrNotFound)
-			c.Abort()
-			return
-		}
-		c.Next()
-	}
 }
 
 func handleBeginPasskeyRegistration(passkeys *services.Passkeys) gin.HandlerFunc {

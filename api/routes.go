@@ -128,7 +128,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 	admin.GET("/audit", handleListAudit(d.Audit))
 
 	// Off in production without MAIL_URL: 404 before anything else is checked.
-	mail := r.Group("/", requireMail(d.MailEnabled), sess.Middleware())
+	mail := r.Group("/", requireFeature(d.MailEnabled), sess.Middleware())
 	mail.POST("/password/forgot", handleForgotPassword(v, d.Accounts))
 	mail.POST("/password/reset", handleResetPassword(v, d.Accounts, events))
 	mail.POST("/email/verify", handleVerifyEmail(v, d.Accounts, events))
@@ -139,7 +139,7 @@ func addRoutes(r *gin.Engine, d Deps) {
 
 	// Off without any origin: 404 before anything else is checked. The login
 	// finish also completes a pending session's second step.
-	passkeys := r.Group("/", requirePasskeys(d.Passkeys != nil), sess.Middleware())
+	passkeys := r.Group("/", requireFeature(d.Passkeys != nil), sess.Middleware())
 	passkeys.POST("/login/passkey/begin", handleBeginPasskeyLogin(d.Passkeys, events))
 	passkeys.POST("/login/passkey/finish", sess.Optional(), handleFinishPasskeyLogin(v, d.Passkeys, sess, events))
 	passkeysAuthed := passkeys.Group("/", sess.RequireAuth())
