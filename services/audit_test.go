@@ -2,7 +2,6 @@ package services
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,20 +45,7 @@ func TestStorableTextCutsTo256BytesOfValidUTF8(t *testing.T) {
 // TestAuditRecordStoresOddUserAgents stores a user agent that PostgreSQL's
 // text would refuse as it came (not UTF-8) and one over 256 bytes.
 func TestAuditRecordStoresOddUserAgents(t *testing.T) {
-	db, err := OpenDatabase(DatabaseOptions{SQLitePath: filepath.Join(t.TempDir(), "a.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Migrate(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	url, stop, err := StartEmbeddedRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	rdb := NewRedis(RedisOptions{URL: url, PoolSize: 2, Timeout: time.Second, KeyPrefix: "unit:"})
-	t.Cleanup(func() { _ = rdb.Close() })
+	db, rdb := newTestStores(t)
 	audit := NewAudit(AuditOptions{DB: db, Timeout: time.Second, Redis: rdb})
 	for _, ua := range []string{"bad\xffbytes", strings.Repeat("ü", 300)} {
 		if err := audit.Record(context.Background(), models.AuditEvent{Event: models.EventLogout, UserAgent: ua}); err != nil {

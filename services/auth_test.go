@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/sessionauth/api/models"
 	"github.com/sessionauth/api/services/commonpasswords"
 )
@@ -42,7 +44,9 @@ func newTestAuthWithPacer(t *testing.T, hasher PasswordHasher, pacer *LoginPacer
 	return newTestAuthWith(t, hasher, 100, pacer)
 }
 
-func newTestAuthWith(t *testing.T, hasher PasswordHasher, maxFailures int, pacer *LoginPacer) (*Auth, *Users) {
+// newTestStores opens a migrated SQLite database and an in-process Redis of
+// the test's own.
+func newTestStores(t *testing.T) (*gorm.DB, *Redis) {
 	t.Helper()
 	db, err := OpenDatabase(DatabaseOptions{SQLitePath: filepath.Join(t.TempDir(), "a.db")})
 	if err != nil {
@@ -58,6 +62,12 @@ func newTestAuthWith(t *testing.T, hasher PasswordHasher, maxFailures int, pacer
 	t.Cleanup(stop)
 	rdb := NewRedis(RedisOptions{URL: url, PoolSize: 4, Timeout: time.Second, KeyPrefix: "unit:"})
 	t.Cleanup(func() { _ = rdb.Close() })
+	return db, rdb
+}
+
+func newTestAuthWith(t *testing.T, hasher PasswordHasher, maxFailures int, pacer *LoginPacer) (*Auth, *Users) {
+	t.Helper()
+	db, rdb := newTestStores(t)
 	users := NewUsers(db, time.Second)
 	throttle := NewThrottle(rdb, ThrottleLimits{LoginMaxFailures: maxFailures, LoginIPMaxFailures: 100,
 		LoginWindow: time.Minute, RegisterIPMax: 100, RegisterWindow: time.Minute})
