@@ -22,8 +22,8 @@ import (
 // runCommand runs the migrate and create-user subcommands on the same
 // application main serves. Only errors are logged: a command's warnings
 // (development defaults) would drown its one line of output.
-func runCommand(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stdin io.Reader, stdout, stderr io.Writer) error {
-	log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+func runCommand(ctx context.Context, args []string, cfg config.Config, stdin io.Reader, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	switch args[0] {
 	case "migrate":
 		app, err := openMigrated(ctx, cfg, log)

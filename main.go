@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	gin.SetMode(gin.ReleaseMode)
 
 	if len(args) > 0 {
-		return runCommand(ctx, args, cfg, log, stdin, stdout, stderr)
+		return runCommand(ctx, args, cfg, stdin, stdout, stderr)
 	}
 	app, err := api.New(ctx, cfg, log)
 	if err != nil {

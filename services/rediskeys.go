@@ -20,10 +20,6 @@ package services
 // collide with the others.
 type RedisKeys struct{ prefix string }
 
-// legacyVersionField is the field of the legacy hash index that held the
-// revocation version; instances of the older version still read it.
-const legacyVersionField = "#ver"
-
 // Prefix is the deployment's prefix, also the prefix of session keys.
 func (k RedisKeys) Prefix() string { return k.prefix }
 

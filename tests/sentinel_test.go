@@ -93,17 +93,6 @@ func (topo *sentinelTopology) primaryPort() int {
 	return port
 }
 
-// node is the node listening on port.
-func (topo *sentinelTopology) node(port int) *redisProcess {
-	for _, n := range topo.nodes {
-		if n.port == port {
-			return n
-		}
-	}
-	topo.t.Fatalf("no node on port %d", port)
-	return nil
-}
-
 // waitReplicaOf waits until node replicates, in sync, from the primary on
 // port (0: the one the sentinels name).
 func (topo *sentinelTopology) waitReplicaOf(node *redisProcess, port int, limit time.Duration) {
