@@ -48,7 +48,7 @@ func handleDeleteAccount(v *validator.Validate, accounts *services.Accounts, ses
 		}
 		rec := middleware.CurrentSession(c)
 		if err := accounts.Delete(c.Request.Context(), rec.UserID, rec.Email, req.Password, c.ClientIP()); err != nil {
-			events.passwordFailure(c, rec.UserID, err)
+			events.proofFailure(c, rec.UserID, err)
 			_ = c.Error(err)
 			return
 		}

@@ -138,7 +138,7 @@ func handleRequestEmailChange(v *validator.Validate, accounts *services.Accounts
 		rec := middleware.CurrentSession(c)
 		err := accounts.RequestEmailChange(c.Request.Context(), rec.UserID, rec.Email, req.Password, req.Email, c.ClientIP())
 		if err != nil {
-			events.passwordFailure(c, rec.UserID, err)
+			events.proofFailure(c, rec.UserID, err)
 			_ = c.Error(err)
 			return
 		}

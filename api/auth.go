@@ -119,7 +119,7 @@ func handleChangePassword(v *validator.Validate, auth *services.Auth, accounts *
 			err = sess.Login(c, user, middleware.LoginOptions{Forget: rec.Forget})
 		}
 		if err != nil {
-			events.passwordFailure(c, rec.UserID, err)
+			events.proofFailure(c, rec.UserID, err)
 			_ = c.Error(err)
 			return
 		}
@@ -144,7 +144,7 @@ func handleReauth(v *validator.Validate, mfa *services.MFA, sess *middleware.Ses
 			err = sess.MarkAuthenticated(c)
 		}
 		if err != nil {
-			events.passwordFailure(c, rec.UserID, err)
+			events.proofFailure(c, rec.UserID, err)
 			_ = c.Error(err)
 			return
 		}

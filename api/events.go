@@ -73,23 +73,15 @@ func (e *securityEvents) loginFailure(c *gin.Context, err error) {
 	}
 }
 
-// passwordFailure records a refused password proof of a logged-in user
-// (POST /password, POST /reauth) as a failed login on their account.
-func (e *securityEvents) passwordFailure(c *gin.Context, userID string, err error) {
+// proofFailure records a refused proof of a known user (a password at
+// POST /password, /reauth, DELETE /me or POST /me/email, or a second-factor
+// code) as a failed login on their account, and a throttled run once.
+func (e *securityEvents) proofFailure(c *gin.Context, userID string, err error) {
 	switch {
 	case errors.Is(err, models.ErrTooManyRequests):
 		e.throttled(c, err, userID)
-	case errors.Is(err, models.ErrInvalidCurrentPassword), errors.Is(err, models.ErrInvalidCode):
+	case errors.Is(err, models.ErrInvalidCurrentPassword):
 		e.record(c, models.EventLoginFailed, userID, userID)
-	}
-}
-
-// secondFactorFailure records a refused second factor (a wrong, reused or
-// expired code) as a failed login on the account, and a throttled run once.
-func (e *securityEvents) secondFactorFailure(c *gin.Context, userID string, err error) {
-	switch {
-	case errors.Is(err, models.ErrTooManyRequests):
-		e.throttled(c, err, userID)
 	case errors.Is(err, models.ErrInvalidCode):
 		e.record(c, models.EventLoginFailed, userID, userID, slog.String("step", "second factor"))
 	}

@@ -117,7 +117,7 @@ func handleLoginMFA(v *validator.Validate, mfa *services.MFA, sess *middleware.S
 			err = sess.Login(c, user, middleware.LoginOptions{Forget: pending.Forget})
 		}
 		if err != nil {
-			events.secondFactorFailure(c, pending.UserID, err)
+			events.proofFailure(c, pending.UserID, err)
 			_ = c.Error(err)
 			return
 		}

@@ -205,7 +205,7 @@ func handleFinishPasskeyReauth(v *validator.Validate, passkeys *services.Passkey
 			err = sess.MarkAuthenticated(c)
 		}
 		if err != nil {
-			events.passwordFailure(c, rec.UserID, err)
+			events.proofFailure(c, rec.UserID, err)
 			_ = c.Error(err)
 			return
 		}

@@ -229,10 +229,7 @@ func (a *Accounts) queueVerification(user models.User) {
 // validation_failed, one another account has is email_taken; at most 3
 // requests per user per 15 minutes.
 func (a *Accounts) RequestEmailChange(ctx context.Context, userID, email, password, newEmail, ip string) error {
-	if _, err := a.auth.ProvePassword(ctx, userID, email, password, ip); err != nil {
-		return err
-	}
-	user, err := a.users.FindByID(ctx, userID)
+	user, err := a.auth.ProvePassword(ctx, userID, email, password, ip)
 	if err != nil {
 		return err
 	}

@@ -214,7 +214,7 @@ func (a *Auth) ChangePassword(ctx context.Context, userID, email, current, next,
 	if _, err := a.ProvePassword(ctx, userID, email, current, ip); err != nil {
 		return models.User{}, err
 	}
-	hash, err := a.HashNewPassword(ctx, "new_password", next, email)
+	hash, err := a.hasher.Hash(ctx, next) // checked above, before the proof
 	if err != nil {
 		return models.User{}, err
 	}
