@@ -131,16 +131,11 @@ if [ -n "${TEST_MAIL_URL:-}" ] || [ -n "${TEST_MAILPIT_API:-}" ]; then
   mail_url="$TEST_MAIL_URL"
   mailpit_api="${TEST_MAILPIT_API%/}"
 else
-  # Not a dependency of the product: built once per machine into a cache outside the repository.
-  mailpit_version=v1.33.1
-  mailpit_dir="${SESSIONAUTH_CI_CACHE:-$HOME/.cache/sessionauth-ci}/mailpit-$mailpit_version"
-  mailpit_bin="${MAILPIT_BIN:-$mailpit_dir/mailpit}"
+  # shellcheck source=mailpit.sh
+  . .ci/mailpit.sh
+  mailpit_bin="${MAILPIT_BIN:-}"
   if [ ! -x "$mailpit_bin" ]; then
-    mailpit_bin="$mailpit_dir/mailpit"
-    log "building Mailpit $mailpit_version into $mailpit_dir (once per machine, about 1.5 min)"
-    mkdir -p "$tmp/mailpit-build" # outside any module, so the product's go.mod plays no part
-    (cd "$tmp/mailpit-build" && GOBIN="$mailpit_dir" GOFLAGS=-buildvcs=false timeout 900 go install "github.com/axllent/mailpit@$mailpit_version") ||
-      die "building Mailpit failed"
+    mailpit_bin=$(mailpit_binary) || die "building Mailpit failed"
   fi
   taken=" $api_port $spa_port $evil_port $prism_port "
   mailpit_smtp="$(free_port)"
