@@ -27,6 +27,10 @@ func TestCommands(t *testing.T) {
 	if out, err := runCmd("", "migrate"); err != nil || out != "migrations applied" {
 		t.Fatalf("migrate: got %q, %v", out, err)
 	}
+	// Without MFA_ENCRYPTION_KEY, development keeps the key beside the SQLite file.
+	if info, err := os.Stat(filepath.Join(dir, "mfa.key")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("got %v, %v; want the development MFA key beside the SQLite file", info, err)
+	}
 	id, err := runCmd("a long admin passphrase\n", "create-user", "--email", "Admin@Example.com", "--name", "Admin", "--role", "admin", "--password-stdin")
 	if err != nil || uuid.Validate(id) != nil {
 		t.Fatalf("create-user: got %q, %v; want a UUID", id, err)
